@@ -1,0 +1,95 @@
+"""The `demogen` command line."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import keras, layers, randomize
+
+from demogen import margin_signature, pgdl
+from demogen.cli import main
+
+
+def tiny_model(seed):
+    model = keras.Sequential([keras.Input((6, 6, 1)), layers.Conv2D(3, 3, activation="relu"),
+                              layers.Flatten(), layers.Dense(8, activation="relu"),
+                              layers.Dense(3)])
+    return randomize(model, seed)
+
+
+@pytest.fixture(scope="module")
+def task(tmp_path_factory):
+    root = tmp_path_factory.mktemp("task")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 6, 6, 1)).astype(np.float32)
+    y = rng.integers(0, 3, 50)
+    pgdl.write_dataset(root / "dataset_1" / "train", x, y, n_shards=2)
+    for model_id in (0, 1, 10):
+        pgdl.write_model(root / f"model_{model_id}", tiny_model(model_id), (6, 6, 1))
+    return root
+
+
+def test_signature_json_matches_the_library(task, capsys):
+    assert main(["signature", str(task), "--json", "--n-examples", "30"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert [r["model_id"] for r in results] == ["0", "1", "10"]
+    dataset = pgdl.load_dataset(task)
+    for result in results:
+        expected = margin_signature(pgdl.load_model(task, result["model_id"]), dataset,
+                                    n_examples=30)
+        assert result["layers"] == expected.layers == ["input", "0:Conv2D", "2:Dense", "2:Dense"]
+        np.testing.assert_allclose(result["signature"], expected.values, rtol=1e-6)
+        assert len(result["signature"]) == 20
+
+
+def test_signature_options_and_model_selection(task, capsys):
+    args = ["signature", str(task), "--model", "model_10", "1", "--json", "--signed",
+            "--unnormalized", "--statistic", "moment", "--layers", "0", "1", "2:Dense"]
+    assert main(args) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert [r["model_id"] for r in results] == ["10", "1"]
+    settings = results[0]["settings"]
+    assert (settings["signed"], settings["normalize"], settings["statistic"]) == \
+        (True, False, "moment")
+    assert results[0]["layers"] == ["input", "0:Conv2D", "1:Flatten", "2:Dense"]
+    assert results[0]["names"][-1] == "h3.m5"
+
+
+def test_text_output(task, capsys):
+    assert main(["signature", str(task), "--model", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "model 0" in out and "lower_fence" in out and "h3 2:Dense" in out
+
+
+def test_unknown_model_and_missing_task(task, tmp_path, capsys):
+    assert main(["signature", str(task), "--model", "7"]) == 2
+    assert "no model 7" in capsys.readouterr().err
+    assert main(["signature", str(tmp_path)]) == 2
+    assert "model_" in capsys.readouterr().err
+
+
+def test_a_failing_model_is_reported_and_the_others_still_run(task, tmp_path, capsys):
+    broken = tmp_path / "task"
+    pgdl.write_dataset(broken / "dataset_1" / "train", *pgdl_data(task))
+    pgdl.write_model(broken / "model_0", tiny_model(0), (6, 6, 1))
+    bad = tiny_model(1)
+    bad.layers[0].set_weights([np.full((3, 3, 1, 3), np.nan, np.float32), np.zeros(3, np.float32)])
+    pgdl.write_model(broken / "model_1", bad, (6, 6, 1))
+    assert main(["signature", str(broken), "--json"]) == 1
+    results = json.loads(capsys.readouterr().out)
+    assert "signature" in results[0] and "NaN" in results[1]["error"]
+
+
+def pgdl_data(task):
+    pairs = list(pgdl.load_dataset(task).as_numpy_iterator())
+    return np.stack([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+
+
+def test_console_entry_point_runs(task):
+    run = subprocess.run([sys.executable, "-m", "demogen.cli", "signature", str(task), "--model",
+                          "0", "--json", "--n-examples", "30"], capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert len(json.loads(run.stdout)[0]["signature"]) == 20

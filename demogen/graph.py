@@ -38,12 +38,11 @@ def class_name(layer):
 
 
 def activation_name(layer):
-    """The name of the activation a layer applies itself ("linear" when it applies none)."""
-    if class_name(layer) in {"ReLU", "LeakyReLU", "ELU", "PReLU", "ThresholdedReLU"}:
+    """The name of the activation a layer applies ("linear" when it applies none): "relu" for a
+    ReLU layer, "softmax" for Dense(activation="softmax") or a Softmax layer."""
+    if class_name(layer) in ACTIVATIONS and class_name(layer) != "Activation":
         return class_name(layer).lower()
-    if class_name(layer) == "Softmax":
-        return "softmax"
-    activation = layer.get_config().get("activation") if hasattr(layer, "get_config") else None
+    activation = layer.get_config().get("activation")
     if activation is None:
         return "linear"
     if isinstance(activation, dict):  # a serialized (custom) activation
@@ -63,7 +62,6 @@ class ModelGraph:
     """The layers of `model` in forward order, each with the positions of the layers it reads."""
 
     def __init__(self, model):
-        self.model = model
         self.layers = list(model.layers)
         inputs = list(getattr(model, "inputs", None) or [])
         outputs = list(getattr(model, "outputs", None) or [])

@@ -21,14 +21,15 @@ def _after_nonlinearity(graph, k):
     pooling layer (batch norm and the like in between belong to k), else k."""
     if activation_name(graph.layers[k]) != "linear":
         return k
-    j = k
-    while len(graph.consumers(j)) == 1:
-        j = graph.consumers(j)[0]
+    consumers = graph.consumers(k)
+    while len(consumers) == 1:
+        j = consumers[0]
         layer = graph.layers[j]
         if class_name(layer) in WEIGHTED or class_name(layer) in MERGES or is_pooling(layer):
             break
         if class_name(layer) in ACTIVATIONS and activation_name(layer) != "linear":
             return j
+        consumers = graph.consumers(j)
     return k
 
 

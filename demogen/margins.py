@@ -115,8 +115,6 @@ def _margin_step(graph, taps):
         gradients = tape.gradient(total, activations)
         norms, means, deviations, finite = [], [], [], []
         for activation, gradient in zip(activations, gradients):
-            if gradient is None:
-                raise ValueError("the logits do not depend on a chosen layer")
             flat = tf.reshape(tf.cast(activation, tf.float32), [tf.shape(x)[0], -1])
             flat_grad = tf.reshape(tf.cast(gradient, tf.float32), [tf.shape(x)[0], -1])
             norms.append(tf.norm(flat_grad, axis=1))

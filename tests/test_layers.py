@@ -106,3 +106,4 @@ def test_a_layer_inside_a_branch_is_refused():
 def test_wrong_count_of_layer_names():
     with pytest.raises(ValueError, match="name 3 layers"):
         choose_layers(ModelGraph(cnn()), [0, 1])
+

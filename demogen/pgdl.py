@@ -6,9 +6,10 @@ model, the data as TFRecord shards under ``dataset_1/<split>/``, and ``model_con
 See docs/pgdl-format.md for the exact layout.
 
 Reader: :func:`find_model_configs`, :func:`read_model_configs`, :func:`model_ids`,
-:func:`build_model`, :func:`load_model`, :func:`load_dataset`.
+:func:`build_model`, :func:`load_model`, :func:`load_dataset`; :func:`validate_grid` and
+:func:`hparam_values` check and read the hyperparameter grid.
 Writer: :func:`layer_config`, :func:`write_weights_hdf5`, :func:`write_model`,
-:func:`write_dataset`. All files are written atomically (temp file + ``os.replace``).
+:func:`write_dataset`, :func:`write_model_configs`. All files are written atomically (temp file + ``os.replace``).
 
 Models are built with ``tf.keras`` only from an allowlist of plain layer classes; layers that
 can carry code (``Lambda``, any other class) and serialized objects in arguments need
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import itertools
 import json
 import os
 import pathlib
@@ -40,6 +42,9 @@ __all__ = [
     "write_weights_hdf5",
     "write_model",
     "write_dataset",
+    "validate_grid",
+    "hparam_values",
+    "write_model_configs",
 ]
 
 #: Layer classes (looked up on ``tf.keras.layers``) that hold no code and are always allowed.
@@ -93,16 +98,22 @@ def read_model_configs(task_dir) -> dict | None:
         return json.load(f)
 
 
+def _sorted_ids(ids) -> list[str]:
+    """Bare model ids, numerically sorted when all are integers, else lexicographically."""
+    ids = list(ids)
+    try:
+        return sorted(ids, key=lambda i: (int(i), i))
+    except ValueError:
+        return sorted(ids)
+
+
 def model_ids(task_dir) -> list[str]:
     """Bare ids of the task's ``model_<id>`` folders, numerically sorted when all are integers."""
     task = pathlib.Path(task_dir)
     ids = [p.name[len("model_"):] for p in task.glob("model_*") if p.is_dir()]
     if not ids:
         raise FileNotFoundError(f"no model_* folders in task directory {task}")
-    try:
-        return sorted(ids, key=lambda i: (int(i), i))
-    except ValueError:
-        return sorted(ids)
+    return _sorted_ids(ids)
 
 
 def _intify(value):
@@ -383,3 +394,97 @@ def write_dataset(split_dir, x, y, n_shards: int = 1) -> None:
     for stale in split_dir.glob(_SHARD_GLOB):
         if stale.name not in written:
             stale.unlink()
+
+
+
+# --------------------------------------------------------------------------- model_configs
+
+
+def _value(value):
+    """A hyperparameter value as scoring bins it: integral floats as int (256.0 is 256), lists as
+    tuples (hashable)."""
+    if isinstance(value, list):
+        return tuple(_value(v) for v in value)
+    return _intify(value)
+
+
+def _order(value):
+    """Sort key: numbers by value, before anything else by its text."""
+    if isinstance(value, (int, float)):
+        return (0, value, "")
+    return (1, 0, repr(value))
+
+
+def _is_accuracy(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1
+
+
+def validate_grid(configs) -> dict[str, list]:
+    """Check a parsed model_configs dict and return {hyperparameter: its possible values}.
+
+    Every model needs ``metrics`` with ``train_acc`` and ``test_acc`` in [0, 1] and ``hparams``
+    naming the same hyperparameters with the same possible values; each current value must be
+    one of them, and the models must cover every combination exactly once (scoring needs a
+    complete grid). Values compare as numbers (256.0 equals 256). A task without hyperparameters
+    has no grid: any number of models is valid.
+    """
+    if not isinstance(configs, dict) or not configs:
+        raise ValueError("model_configs must be a non-empty dict {bare model id: {'hparams': ..., "
+                         "'metrics': ...}}")
+    grid, first, seen = None, None, {}
+    for model_id in _sorted_ids(configs):
+        entry = configs[model_id]
+        try:
+            hparams, metrics = entry["hparams"], entry["metrics"]
+            accuracies = metrics["train_acc"], metrics["test_acc"]
+            possible = {name: sorted(set(map(_value, spec["possible_values"])), key=_order)
+                        for name, spec in hparams.items()}
+            current = {name: _value(spec["current_value"]) for name, spec in hparams.items()}
+        except (KeyError, TypeError) as error:
+            raise ValueError(f"model {model_id} in model_configs lacks {error}: every model needs "
+                             "'hparams' {NAME: {'current_value', 'possible_values'}} and "
+                             "'metrics' {'train_acc', 'test_acc'}") from None
+        if not all(map(_is_accuracy, accuracies)):
+            raise ValueError(f"model {model_id}: train_acc and test_acc must be numbers in [0, 1], "
+                             f"got {accuracies}")
+        if grid is None:
+            grid, first = possible, model_id
+        elif possible != grid:
+            raise ValueError(f"model {model_id} lists hyperparameters {possible} but model {first} "
+                             f"lists {grid}: every model must list the same names and values")
+        outside = {name: v for name, v in current.items() if v not in grid[name]}
+        if outside:
+            raise ValueError(f"model {model_id}: current value(s) {outside} not among the possible "
+                             "values; fix the current value or add it to possible_values")
+        combination = tuple(current[name] for name in sorted(grid))
+        if grid and combination in seen:
+            raise ValueError(f"models {seen[combination]} and {model_id} have the same "
+                             f"hyperparameters {current}: each combination must appear once")
+        seen[combination] = model_id
+    names = sorted(grid)
+    missing = [c for c in itertools.product(*(grid[n] for n in names)) if c not in seen] \
+        if names else []
+    if missing:
+        shown = [dict(zip(names, c)) for c in missing[:5]]
+        raise ValueError(f"the grid is incomplete: {len(missing)} of {len(missing) + len(seen)} "
+                         f"combinations have no model, e.g. {shown}; add those models or drop "
+                         "the unused values from possible_values")
+    return grid
+
+
+def hparam_values(configs) -> dict[str, dict]:
+    """{bare model id: {hyperparameter: current value}} as scoring bins them (256.0 is 256), after
+    checking the grid with :func:`validate_grid`."""
+    validate_grid(configs)
+    return {model_id: {name: _value(spec["current_value"])
+                       for name, spec in sorted(configs[model_id]["hparams"].items())}
+            for model_id in _sorted_ids(configs)}
+
+
+def write_model_configs(task_dir, configs) -> None:
+    """Check ``configs`` with :func:`validate_grid`, then write ``<task_dir>/model_configs.json``
+    atomically (nothing is written when the check fails)."""
+    validate_grid(configs)
+    task_dir = pathlib.Path(task_dir)
+    task_dir.mkdir(parents=True, exist_ok=True)
+    _write_json(task_dir / "model_configs.json", configs)

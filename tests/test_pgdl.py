@@ -277,3 +277,102 @@ def test_model_ids_sorting(tmp_path):
     assert pgdl.model_ids(tmp_path) == ["1", "2", "10"]
     (tmp_path / "model_b").mkdir()
     assert pgdl.model_ids(tmp_path) == ["1", "10", "2", "b"]
+
+
+# --------------------------------------------------------------------------- model_configs
+
+
+def _entry(train=1.0, test=0.8, **hparams):
+    """One model_configs entry; each hparam is given as (current_value, possible_values)."""
+    return {"hparams": {name: {"current_value": cur, "possible_values": list(possible)}
+                        for name, (cur, possible) in hparams.items()},
+            "metrics": {"train_acc": train, "test_acc": test}}
+
+
+def _grid_2x3():
+    """A complete depth {2, 3} x width {32, 64, 128} grid, ids "0".."5"."""
+    combos = [(d, w) for d in (2, 3) for w in (32, 64, 128)]
+    return {str(i): _entry(test=0.5 + i / 20, depth=(d, [2, 3]), width=(w, [32, 64, 128]))
+            for i, (d, w) in enumerate(combos)}
+
+
+def test_model_configs_complete_grid_round_trip(tmp_path):
+    configs = _grid_2x3()
+    task = tmp_path / "task"
+    pgdl.write_model_configs(task, configs)
+    assert [p.name for p in task.iterdir()] == ["model_configs.json"]  # no temp file left
+    assert pgdl.read_model_configs(task) == configs
+    assert pgdl.validate_grid(configs) == {"depth": [2, 3], "width": [32, 64, 128]}
+    values = pgdl.hparam_values(configs)
+    assert list(values) == ["0", "1", "2", "3", "4", "5"]
+    assert values["4"] == {"depth": 3, "width": 64}
+
+
+def test_model_configs_integral_float_matches_int():
+    configs = _grid_2x3()
+    configs["5"]["hparams"]["width"]["current_value"] = 128.0
+    for entry in configs.values():
+        entry["hparams"]["width"]["possible_values"] = [32.0, 64, 128.0]
+    assert pgdl.validate_grid(configs) == {"depth": [2, 3], "width": [32, 64, 128]}
+    values = pgdl.hparam_values(configs)
+    assert values["5"]["width"] == 128 and type(values["5"]["width"]) is int
+    assert len({tuple(v.values()) for v in values.values()}) == 6
+    # A string never equals a number.
+    configs["5"]["hparams"]["width"]["current_value"] = "128"
+    with pytest.raises(ValueError, match=r"model 5: current value\(s\) \{'width': '128'\} not "
+                                         r"among the possible values"):
+        pgdl.validate_grid(configs)
+
+
+def test_model_configs_missing_combination_refused(tmp_path):
+    configs = _grid_2x3()
+    del configs["4"]
+    with pytest.raises(ValueError, match=r"incomplete: 1 of 6 combinations.*"
+                                         r"\{'depth': 3, 'width': 64\}"):
+        pgdl.write_model_configs(tmp_path, configs)
+    assert not (tmp_path / "model_configs.json").exists()
+
+
+def test_model_configs_duplicate_combination_refused():
+    configs = _grid_2x3()
+    configs["6"] = _entry(depth=(3.0, [2, 3]), width=(128, [32, 64, 128]))
+    with pytest.raises(ValueError, match=r"models 5 and 6 have the same hyperparameters"):
+        pgdl.validate_grid(configs)
+
+
+def test_model_configs_current_value_outside_possible_values():
+    configs = _grid_2x3()
+    configs["2"]["hparams"]["width"]["current_value"] = 256
+    with pytest.raises(ValueError, match=r"model 2: current value\(s\) \{'width': 256\}"):
+        pgdl.validate_grid(configs)
+
+
+def test_model_configs_different_hparams_refused():
+    configs = _grid_2x3()
+    configs["3"]["hparams"]["lr"] = {"current_value": 0.1, "possible_values": [0.1]}
+    with pytest.raises(ValueError, match=r"model 3 lists hyperparameters .*'lr'.* but model 0"):
+        pgdl.validate_grid(configs)
+    configs = _grid_2x3()
+    configs["1"]["hparams"]["width"]["possible_values"] = [32, 64]
+    with pytest.raises(ValueError, match=r"model 1 lists .*same names and values"):
+        pgdl.validate_grid(configs)
+
+
+def test_model_configs_missing_or_bad_metrics_refused(tmp_path):
+    configs = _grid_2x3()
+    del configs["3"]["metrics"]["train_acc"]
+    with pytest.raises(ValueError, match=r"model 3 in model_configs lacks 'train_acc'"):
+        pgdl.write_model_configs(tmp_path, configs)
+    assert not (tmp_path / "model_configs.json").exists()
+    configs = _grid_2x3()
+    configs["4"]["metrics"]["test_acc"] = "0.9"
+    with pytest.raises(ValueError, match=r"model 4: train_acc and test_acc must be numbers"):
+        pgdl.validate_grid(configs)
+
+
+def test_model_configs_without_hyperparameters(tmp_path):
+    configs = {str(i): _entry(test=0.1 * i) for i in range(3)}
+    assert pgdl.validate_grid(configs) == {}
+    assert pgdl.hparam_values(configs) == {"0": {}, "1": {}, "2": {}}
+    pgdl.write_model_configs(tmp_path, configs)
+    assert pgdl.read_model_configs(tmp_path) == configs

@@ -99,6 +99,22 @@ def cmd_demo(args):
     return 0
 
 
+def cmd_zoo(args):
+    """Train a preset's grid of Fashion-MNIST models into PGDL-format task folders under --out
+    (resumable: finished models are never retrained), and write its feature table and each
+    task's model_configs.json under --features."""
+    from fit import zoo
+
+    rows = zoo.run(args.preset, args.out, workers=args.workers, features=args.features,
+                   data_dir=args.data_dir)
+    gaps = [row["gap"] for row in rows]
+    failed = sum(1 for row in rows if row["error"])
+    print(f"{args.preset}: {len(rows)} models in {args.out}, gap from {min(gaps):.3f} to "
+          f"{max(gaps):.3f}; features in {args.features}/{args.preset}.csv"
+          + (f"; {failed} without features (see the error column)" if failed else ""))
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="demogen", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -121,6 +137,19 @@ def build_parser():
     demo.add_argument("--n-train", type=int, default=2000)
     demo.add_argument("--epochs", type=int, default=30)
     demo.set_defaults(run=cmd_demo)
+
+    from fit.presets import PRESETS
+
+    zoo = commands.add_parser("zoo", help="train a preset's model pool into PGDL task folders",
+                              description=cmd_zoo.__doc__)
+    zoo.add_argument("--preset", required=True, choices=sorted(PRESETS))
+    zoo.add_argument("--out", required=True, help="folder for the task folders (weights live "
+                                                  "here; never commit them)")
+    zoo.add_argument("--workers", type=int, default=2, help="parallel processes, one thread each")
+    zoo.add_argument("--features", default="features_cache",
+                     help="folder for the feature table (default %(default)s)")
+    zoo.add_argument("--data-dir", help="folder with the Fashion-MNIST .gz files")
+    zoo.set_defaults(run=cmd_zoo)
     return parser
 
 

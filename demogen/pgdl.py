@@ -245,7 +245,7 @@ def load_dataset(task_dir, split: str = "train") -> tf.data.Dataset:
 
 
 @contextlib.contextmanager
-def _atomic(path):
+def atomic_path(path):
     """Yield a temp path next to ``path``; on success move it onto ``path``, else delete it."""
     path = pathlib.Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -269,7 +269,7 @@ def _legacy_weights(layer):
 def write_weights_hdf5(model, path) -> None:
     """Write a Keras model's weights in the Keras-2 HDF5 layout (what ``save_weights`` wrote)."""
     path = pathlib.Path(path)
-    with _atomic(path) as tmp, h5py.File(tmp, "w") as f:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.attrs["layer_names"] = np.array([layer.name.encode("utf8") for layer in model.layers])
         f.attrs["backend"] = b"tensorflow"
         f.attrs["keras_version"] = b"2.21.0"
@@ -338,8 +338,9 @@ def _plain_default(default):
         return object()  # never equal to a config value
 
 
-def _write_json(path, obj) -> None:
-    with _atomic(path) as tmp:
+def write_json(path, obj) -> None:
+    """Write `obj` as JSON to `path` atomically."""
+    with atomic_path(path) as tmp:
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(obj, f, indent=1)
             f.write("\n")
@@ -350,7 +351,7 @@ def write_model(model_dir, model, input_shape) -> None:
     model_dir = pathlib.Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     config = {"model_config": layer_config(model), "input_shape": [int(d) for d in input_shape]}
-    _write_json(model_dir / "config.json", config)
+    write_json(model_dir / "config.json", config)
     write_weights_hdf5(model, model_dir / "weights.hdf5")
 
 
@@ -386,7 +387,7 @@ def write_dataset(split_dir, x, y, n_shards: int = 1) -> None:
     written = set()
     for k, idx in enumerate(np.array_split(np.arange(len(x)), n_shards)):
         path = split_dir / f"shard_{k:0{width}d}.tfrecord"
-        with _atomic(path) as tmp:
+        with atomic_path(path) as tmp:
             with tf.io.TFRecordWriter(tmp) as writer:
                 for i in idx:
                     writer.write(_example(x[i], int(y[i])))
@@ -487,4 +488,4 @@ def write_model_configs(task_dir, configs) -> None:
     validate_grid(configs)
     task_dir = pathlib.Path(task_dir)
     task_dir.mkdir(parents=True, exist_ok=True)
-    _write_json(task_dir / "model_configs.json", configs)
+    write_json(task_dir / "model_configs.json", configs)

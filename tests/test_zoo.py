@@ -1,0 +1,85 @@
+"""The model zoo: the tiny preset end to end, resuming, determinism."""
+
+import json
+import pathlib
+
+import numpy as np
+import pytest
+
+from demogen import pgdl
+from demogen.cli import main
+from fit import zoo
+from fit.presets import PRESETS
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("zoo")
+    rows = zoo.run("tiny", root / "pool", workers=1, features=root / "features", progress=False)
+    return root, rows
+
+
+def test_tiny_pool_is_a_complete_pgdl_task(tiny):
+    root, rows = tiny
+    task = root / "pool" / "tiny"
+    assert sorted(p.name for p in task.iterdir() if "model" in p.name) == \
+        ["model_0", "model_1", "model_2", "model_3", "model_configs.json"]
+    configs = pgdl.read_model_configs(task)
+    assert pgdl.validate_grid(configs) == {"dropout": [0.0, 0.5], "width": [4, 8]}
+    assert configs == json.loads((root / "features" / "tiny" / "tiny" /
+                                  "model_configs.json").read_text())
+    assert {(r["hp.width"], r["hp.dropout"]) for r in rows} == {(4, 0.0), (4, 0.5), (8, 0.0),
+                                                                (8, 0.5)}
+    for model_id, entry in configs.items():
+        model = pgdl.load_model(task, model_id)
+        row = next(r for r in rows if r["model_id"] == model_id)
+        assert zoo.weights_digest(model) == row["weights_digest"]
+        x = np.stack([e[0] for e in pgdl.load_dataset(task, "test").take(500).as_numpy_iterator()])
+        assert x.shape == (500, 28, 28, 1)
+        assert entry["metrics"]["train_acc"] == row["train_acc"]
+    assert len(list(pgdl.load_dataset(task, "test"))) == 10000
+    assert len(list(pgdl.load_dataset(task, "train"))) == PRESETS["tiny"].n_train
+
+
+def test_feature_table_matches_the_signature_command(tiny, capsys):
+    root, _ = tiny
+    table = zoo.read_table(root / "features" / "tiny.csv")
+    assert [r["model_id"] for r in table] == ["0", "1", "2", "3"]
+    assert all(r["extractor_version"] == 1 and r["error"] == "" for r in table)
+    assert len([c for c in table[0] if c.startswith(("qrt", "mom"))]) == 8 * 20
+    assert main(["signature", str(root / "pool" / "tiny"), "--json"]) == 0
+    for result, row in zip(json.loads(capsys.readouterr().out), table):
+        np.testing.assert_allclose(result["signature"], [row[f"qrt.{n}"] for n in result["names"]],
+                                   rtol=1e-9)
+        assert row["layers"] == " ".join(result["layers"])
+
+
+def test_resuming_trains_only_what_is_missing_and_retraining_is_deterministic(tiny, monkeypatch):
+    root, rows = tiny
+    trained = []
+    original = zoo.train_model
+
+    def counting(preset, task, model_id, *args, **kwargs):
+        trained.append(model_id)
+        return original(preset, task, model_id, *args, **kwargs)
+
+    monkeypatch.setattr(zoo, "train_model", counting)
+    zoo.run("tiny", root / "pool", workers=1, features=root / "features", progress=False)
+    assert trained == []
+
+    # Model 2 half-written (no done.json) and missing from the table: it alone is redone, and
+    # comes out the same.
+    (root / "pool" / "tiny" / "model_2" / "done.json").unlink()
+    table = root / "features" / "tiny.csv"
+    zoo.write_table(table, [r for r in zoo.read_table(table) if r["model_id"] != "2"])
+    again = zoo.run("tiny", root / "pool", workers=1, features=root / "features", progress=False)
+    assert trained == ["2"]
+    before = next(r for r in rows if r["model_id"] == "2")
+    after = next(r for r in again if r["model_id"] == "2")
+    assert after["weights_digest"] == before["weights_digest"]
+    assert after["qrt.h3.q2"] == before["qrt.h3.q2"]
+
+
+def test_unknown_preset():
+    with pytest.raises(ValueError, match="unknown preset 'huge'"):
+        zoo.run("huge", pathlib.Path("/nonexistent"))

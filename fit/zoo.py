@@ -14,6 +14,7 @@ import io
 import json
 import pathlib
 import shutil
+import subprocess
 import time
 
 import numpy as np
@@ -229,9 +230,16 @@ def _write_manifest(preset, out, features):
                 "seeds": {"data_subset_and_label_noise": preset.data_seed,
                           "model": "int(model_id): initialization, shuffling, augmentation",
                           "signature_sample": DEFAULTS["seed"]},
-                "versions": {"demogen": version("demogen"), "extractor": EXTRACTOR_VERSION,
-                             "tensorflow": tf.__version__}}
+                "versions": {"demogen": version("demogen"), "git_commit": _git_commit(),
+                             "extractor": EXTRACTOR_VERSION, "tensorflow": tf.__version__}}
     for folder in (out, features / preset.name):
         folder.mkdir(parents=True, exist_ok=True)
         pgdl.write_json(folder / "manifest.json", manifest)
 
+
+
+def _git_commit():
+    """The commit of the code that runs, when it runs from a git checkout (else None)."""
+    run = subprocess.run(["git", "rev-parse", "HEAD"], cwd=pathlib.Path(__file__).parent,
+                         capture_output=True, text=True)
+    return run.stdout.strip() if run.returncode == 0 else None

@@ -83,3 +83,12 @@ def test_resuming_trains_only_what_is_missing_and_retraining_is_deterministic(ti
 def test_unknown_preset():
     with pytest.raises(ValueError, match="unknown preset 'huge'"):
         zoo.run("huge", pathlib.Path("/nonexistent"))
+
+
+def test_manifest_records_preset_seeds_and_code_version(tiny):
+    root, _ = tiny
+    manifest = json.loads((root / "features" / "tiny" / "manifest.json").read_text())
+    assert manifest["preset"]["grid"] == {"width": [4, 8], "dropout": [0.0, 0.5]}
+    assert manifest["seeds"]["data_subset_and_label_noise"] == 0
+    assert manifest["versions"]["extractor"] == 1
+    assert len(manifest["versions"]["git_commit"]) == 40

@@ -138,11 +138,10 @@ def build_parser():
     demo.add_argument("--epochs", type=int, default=30)
     demo.set_defaults(run=cmd_demo)
 
-    from fit.presets import PRESETS
-
     zoo = commands.add_parser("zoo", help="train a preset's model pool into PGDL task folders",
                               description=cmd_zoo.__doc__)
-    zoo.add_argument("--preset", required=True, choices=sorted(PRESETS))
+    zoo.add_argument("--preset", required=True,
+                     help="the pool to train: nin (primary), vgg or tiny (see the README)")
     zoo.add_argument("--out", required=True, help="folder for the task folders (weights live "
                                                   "here; never commit them)")
     zoo.add_argument("--workers", type=int, default=2, help="parallel processes, one thread each")

@@ -93,3 +93,8 @@ def test_console_entry_point_runs(task):
                          timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     assert len(json.loads(run.stdout)[0]["signature"]) == 20
+
+
+def test_unknown_zoo_preset_is_a_clear_error(capsys, tmp_path):
+    assert main(["zoo", "--preset", "huge", "--out", str(tmp_path)]) == 2
+    assert "unknown preset 'huge'; choose one of ['nin', 'tiny', 'vgg']" in capsys.readouterr().err

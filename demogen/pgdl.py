@@ -246,12 +246,16 @@ def load_dataset(task_dir, split: str = "train") -> tf.data.Dataset:
 
 @contextlib.contextmanager
 def atomic_path(path):
-    """Yield a temp path next to ``path``; on success move it onto ``path``, else delete it."""
+    """Yield a temp path next to ``path``; on success move it onto ``path`` (readable like any
+    new file: mkstemp's owner-only mode is widened by the umask), else delete it."""
     path = pathlib.Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

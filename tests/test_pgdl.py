@@ -1,6 +1,7 @@
 """Tests for demogen.pgdl: reading and writing PGDL task directories."""
 
 import json
+import os
 
 import h5py
 import numpy as np
@@ -376,3 +377,11 @@ def test_model_configs_without_hyperparameters(tmp_path):
     assert pgdl.hparam_values(configs) == {"0": {}, "1": {}, "2": {}}
     pgdl.write_model_configs(tmp_path, configs)
     assert pgdl.read_model_configs(tmp_path) == configs
+
+
+def test_atomic_writes_get_the_usual_file_mode(tmp_path):
+    pgdl.write_json(tmp_path / "a.json", {"x": 1})
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]

@@ -78,6 +78,7 @@ def _batches(x, y, batch_size, seed, augment):
     """Shuffled training batches; with `augment`, random shifts of up to 2 pixels and flips."""
     data = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed)
     if augment:
+        @tf.autograph.experimental.do_not_convert  # plain TensorFlow ops: nothing to convert
         def shift_and_flip(image, label):
             padded = tf.pad(image, [[2, 2], [2, 2], [0, 0]])
             image = tf.image.random_crop(padded, INPUT_SHAPE, seed=seed)

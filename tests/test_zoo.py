@@ -92,3 +92,28 @@ def test_manifest_records_preset_seeds_and_code_version(tiny):
     assert manifest["seeds"]["data_subset_and_label_noise"] == 0
     assert manifest["versions"]["extractor"] == 1
     assert len(manifest["versions"]["git_commit"]) == 40
+
+
+def shifted(image, dy, dx):
+    """`image` moved by (dy, dx) pixels, zeros shifted in."""
+    padded = np.pad(image, [(2, 2), (2, 2), (0, 0)])
+    return padded[2 - dy:30 - dy, 2 - dx:30 - dx]
+
+
+def test_augmentation_shifts_and_flips_each_image_reproducibly():
+    rng = np.random.default_rng(0)
+    x = rng.random((16, 28, 28, 1)).astype(np.float32)
+    y = np.arange(16, dtype=np.int32)
+    first = [b for b in zoo._batches(x, y, 16, seed=3, augment=True).as_numpy_iterator()][0]
+    again = [b for b in zoo._batches(x, y, 16, seed=3, augment=True).as_numpy_iterator()][0]
+    np.testing.assert_array_equal(first[0], again[0])
+    moved = 0
+    for image, label in zip(*first):
+        original = x[label]
+        variants = [shifted(flip, dy, dx) for flip in (original, original[:, ::-1])
+                    for dy in range(-2, 3) for dx in range(-2, 3)]
+        assert any(np.array_equal(image, v) for v in variants)
+        moved += not np.array_equal(image, original)
+    assert moved > 8
+    plain = [b for b in zoo._batches(x, y, 16, seed=3, augment=False).as_numpy_iterator()][0]
+    np.testing.assert_array_equal(plain[0], x[plain[1]])

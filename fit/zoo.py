@@ -224,10 +224,18 @@ def run(preset_name, out, workers=2, features="features_cache", data_dir=None, p
 
 
 def _write_manifest(preset, out, features):
-    """What produced the pool: the preset, the seeds and the code versions."""
+    """What produced the pool: the preset, the seeds and the code versions. Refuses to go on
+    when the committed table was made with another definition of the preset."""
     from importlib.metadata import version
 
-    manifest = {"preset": dataclasses.asdict(preset),
+    definition = json.loads(json.dumps(dataclasses.asdict(preset)))
+    committed = features / preset.name / "manifest.json"
+    if committed.is_file() and json.loads(committed.read_text())["preset"] != definition:
+        raise ValueError(f"preset {preset.name!r} has changed since {committed} was written, so "
+                         "its committed rows would mix two pools; restore the preset, or start "
+                         f"a new table by deleting {features / preset.name}.csv and "
+                         f"{features / preset.name}/")
+    manifest = {"preset": definition,
                 "seeds": {"data_subset_and_label_noise": preset.data_seed,
                           "model": "int(model_id): initialization, shuffling, augmentation",
                           "signature_sample": DEFAULTS["seed"]},

@@ -1,5 +1,6 @@
 """The model zoo: the tiny preset end to end, resuming, determinism."""
 
+import dataclasses
 import json
 import pathlib
 
@@ -117,3 +118,11 @@ def test_augmentation_shifts_and_flips_each_image_reproducibly():
     assert moved > 8
     plain = [b for b in zoo._batches(x, y, 16, seed=3, augment=False).as_numpy_iterator()][0]
     np.testing.assert_array_equal(plain[0], x[plain[1]])
+
+
+def test_a_changed_preset_is_refused(tiny, monkeypatch):
+    root, _ = tiny
+    changed = dataclasses.replace(PRESETS["tiny"], epochs=3)
+    monkeypatch.setitem(PRESETS, "tiny", changed)
+    with pytest.raises(ValueError, match="preset 'tiny' has changed"):
+        zoo.run("tiny", root / "pool", workers=1, features=root / "features", progress=False)

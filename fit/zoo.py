@@ -28,8 +28,6 @@ from fit.presets import ARCHITECTURES, PRESETS
 INPUT_SHAPE = (28, 28, 1)
 VARIANTS = [(statistic, normalize, signed) for statistic in ("quartile", "moment")
             for normalize in (True, False) for signed in (False, True)]
-KEYS = ["task", "model_id", "preset", "seed", "extractor_version", "n_examples", "sample_seed",
-        "weights_digest"]
 
 
 def variant_prefix(statistic, normalize, signed):
@@ -197,6 +195,7 @@ def run(preset_name, out, workers=2, features="features_cache", data_dir=None, p
     preset = PRESETS[preset_name]
     out, features = pathlib.Path(out), pathlib.Path(features)
     table = features / f"{preset.name}.csv"
+    _write_manifest(preset, out, features)
     rows = {}
     jobs = []
     for task in preset.tasks:
@@ -206,7 +205,6 @@ def run(preset_name, out, workers=2, features="features_cache", data_dir=None, p
         rows.update({(task, model_id): row for model_id, row in done.items()})
         jobs += [(task, model_id, hparams) for model_id, hparams in preset.combinations()
                  if model_id not in done]
-    _write_manifest(preset, out, features)
 
     results = joblib.Parallel(n_jobs=workers, return_as="generator_unordered")(
         joblib.delayed(train_model)(preset, task, model_id, hparams, out / task, data_dir)
@@ -244,7 +242,6 @@ def _write_manifest(preset, out, features):
     for folder in (out, features / preset.name):
         folder.mkdir(parents=True, exist_ok=True)
         pgdl.write_json(folder / "manifest.json", manifest)
-
 
 
 def _git_commit():

@@ -80,38 +80,155 @@ def cmd_signature(args):
 
 
 def cmd_demo(args):
-    """Train three small CNNs on real Fashion-MNIST with 0, 20 and 40% corrupted labels and
-    print their generalization gaps beside their margin signatures."""
-    from fit import train as training
+    """The whole path on the built-in default: train the tiny preset's task, bundle the committed
+    coefficients as a PGDL submission, ingest it over the task and print the competition's
+    scores."""
+    import pathlib
+    import tempfile
 
-    from demogen import margin_signature
+    from fit import zoo
 
-    (x, y), (x_test, y_test) = training.fashion_mnist_subset(args.n_train, data_dir=args.data_dir)
-    print(f"Fashion-MNIST: {len(x)} training images (seeded subset), {len(x_test)} test images")
-    for noise in (0.0, 0.2, 0.4):
-        labels = training.corrupt_labels(y, noise)
-        model = training.train(training.small_cnn(), x, labels, epochs=args.epochs)
-        train_acc = training.accuracy(model, x, labels)
-        test_acc = training.accuracy(model, x_test, y_test)
-        signature = margin_signature(model, (x, labels))
-        _print_signature(f"\n{noise:.0%} corrupted labels: train accuracy {train_acc:.3f}, test "
-                         f"accuracy {test_acc:.3f}, gap {train_acc - test_acc:.3f}", signature)
+    from demogen.bundle import write_bundle
+    from demogen.evaluation import score_predictions
+    from demogen.ingest import ingest
+
+    work = pathlib.Path(args.work or tempfile.mkdtemp(prefix="demogen-demo-"))
+    tasks, submission, predictions = work / "tasks", work / "submission.zip", work / "predictions"
+    print(f"1/4 train the tiny preset into {tasks}", flush=True)
+    zoo.run("tiny", tasks, workers=1, features=work / "features", data_dir=args.data_dir)
+    print(f"2/4 bundle the default coefficients into {submission}", flush=True)
+    write_bundle(submission)
+    print(f"3/4 ingest the submission over {tasks}, predictions in {predictions}", flush=True)
+    ingest(submission, tasks, predictions)
+    print("4/4 score", flush=True)
+    _print_scores(score_predictions(predictions, tasks))
+    return 0
+
+
+def cmd_bundle(args):
+    """Write the frozen predictor as a PGDL submission zip (complexity.py, metadata, the
+    coefficient file and demogen's runtime modules)."""
+    from demogen.bundle import write_bundle
+
+    names = write_bundle(args.out, args.coefficients)
+    print(f"wrote {args.out}: {', '.join(names)}")
+    return 0
+
+
+def cmd_ingest(args):
+    """Run a submission (zip or folder, ours or another team's) over every model of every task
+    as the competition did, in a child process, and write <out>/<task>.predict."""
+    from demogen.ingest import EXCEEDED, ingest
+
+    results = ingest(args.submission, args.tasks, args.out, budget_per_model=args.budget)
+    status = 0
+    for task, predictions in results.items():
+        failed = {k: v for k, v in predictions.items() if isinstance(v, str)}
+        for key, value in failed.items():
+            print(f"demogen: {task}/{key}: {value}", file=sys.stderr)
+        exceeded = sum(v == EXCEEDED for v in failed.values())
+        print(f"{task}: {len(predictions) - len(failed)} predictions, {len(failed) - exceeded} "
+              f"failed, {exceeded} EXCEEDED -> {args.out}/{task}.predict")
+        status = status or int(bool(failed))
+    return status
+
+
+def _print_scores(result):
+    print(f"{'task':<20}{'models':>7}{'CMI x 100':>11}{'tau-b':>9}{'Psi':>9}")
+    rows = list(result["tasks"].items()) + [("mean", result["mean"])]
+    for task, scores in rows:
+        cells = "".join(f"{'-' if scores[k] is None else format(scores[k], '.3f'):>{w}}"
+                        for k, w in (("cmi", 11), ("kendall_tau", 9), ("granulated_psi", 9)))
+        print(f"{task:<20}{scores.get('n_models', ''):>7}{cells}")
+    for task, scores in result["tasks"].items():
+        for name, reason in scores.get("undefined", {}).items():
+            print(f"  {task} {name} undefined: {reason}")
+
+
+def cmd_score(args):
+    """The competition's score of a folder of <task>.predict files: CMI x 100 per task and on
+    average, with Kendall's tau-b and the granulated Kendall coefficient Psi."""
+    from demogen.evaluation import score_predictions
+
+    result = score_predictions(args.predictions, args.tasks, args.reference)
+    if args.json:
+        json.dump(result, sys.stdout, indent=1)
+        print()
+    else:
+        _print_scores(result)
     return 0
 
 
 def cmd_zoo(args):
     """Train a preset's grid of Fashion-MNIST models into PGDL-format task folders under --out
     (resumable: finished models are never retrained), and write its feature table and each
-    task's model_configs.json under --features."""
+    task's model_configs.json under --features; rows made before the baseline features existed
+    get them from the trained models."""
     from fit import zoo
 
-    rows = zoo.run(args.preset, args.out, workers=args.workers, features=args.features,
-                   data_dir=args.data_dir)
+    options = {"workers": args.workers, "features": args.features, "data_dir": args.data_dir}
+    zoo.run(args.preset, args.out, **options)
+    rows = zoo.backfill(args.preset, args.out, **options)
     gaps = [row["gap"] for row in rows]
     failed = sum(1 for row in rows if row["error"])
     print(f"{args.preset}: {len(rows)} models in {args.out}, gap from {min(gaps):.3f} to "
           f"{max(gaps):.3f}; features in {args.features}/{args.preset}.csv"
           + (f"; {failed} without features (see the error column)" if failed else ""))
+    return 0
+
+
+def _print_frame(title, frame):
+    print(f"\n{title}")
+    print(frame.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+
+
+def cmd_fit(args):
+    """Fit the regression of the generalization gap on the quartile signature over one or more
+    pools (feature tables or PGDL task folders; default: the committed primary reference pool),
+    print the fit quality and write the frozen coefficient file."""
+    import warnings
+
+    from fit import ablations, freeze, tables
+
+    sources = args.sources or [tables.PRIMARY_POOL]
+    table = tables.read_sources(sources, cache_dir=args.cache or tables.CACHE_DIR,
+                                 progress=not args.json)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        frozen, _, _, figures, dropped = freeze.fit(table, sources, args.transform, args.seed)
+        report = {"table1": ablations.table1(table, args.seed),
+                  "per_layer": ablations.per_layer(table, args.seed),
+                  "competition": ablations.competition_view(table, seed=args.seed)} \
+            if args.ablations else {}
+    freeze.write(frozen, args.out)
+    notes = list(dict.fromkeys(str(w.message) for w in caught))
+    if args.json:
+        summary = {**frozen.metrics, "n_features": figures["n_features"], "dropped": dropped,
+                   "notes": notes, "out": str(args.out)}
+        if report:
+            summary["ablations"] = {name: json.loads(frame.to_json(orient="records"))
+                                    for name, frame in report.items()}
+        json.dump(summary, sys.stdout, indent=1)
+        print()
+        return 0
+    metrics = frozen.metrics
+    print(f"qrt+{args.transform} on {metrics['n_models']} models of "
+          f"{', '.join(frozen.pool['tasks'])}")
+    for item in dropped:
+        print(f"  dropped {item['task']}/{item['model_id']}: {item['reason']}")
+    for note in notes:
+        print(f"  warning: {note}")
+    print(f"  adjusted R^2      {metrics['adjusted_r2']:.3f}   (paper, CNN+CIFAR-10: 0.94)")
+    print(f"  10-fold R^2       {metrics['kfold_r2']:.3f}   (paper: 0.90)")
+    print(f"  grouped 10-fold   {metrics['grouped_kfold_r2']:.3f}   (seeds of a configuration "
+          "kept together: the honest figure)")
+    print(f"  MSE               {metrics['mse'] * 1e3:.3f}e-3 (paper: 1.5e-3)")
+    for name, frame in report.items():
+        _print_frame({"table1": "Table 1 (rows of method.md section 6, and context rows)",
+                      "per_layer": "Per layer (qrt+log)",
+                      "competition": "Per task: the fitted predictor's R^2, Kendall tau-b and "
+                                     "CMI x 100"}[name], frame)
+    print(f"\nwrote {args.out}")
     return 0
 
 
@@ -130,13 +247,40 @@ def build_parser():
     _add_signature_options(signature)
     signature.set_defaults(run=cmd_signature)
 
-    demo = commands.add_parser("demo", help="train small models on Fashion-MNIST, print signatures",
+    demo = commands.add_parser("demo", help="tiny task -> bundle -> ingest -> score",
                                description=cmd_demo.__doc__)
     demo.add_argument("--data-dir", help="folder with the Fashion-MNIST .gz files (default: "
                                          "$DEMOGEN_DATA, the Debian package, the Keras cache)")
-    demo.add_argument("--n-train", type=int, default=2000)
-    demo.add_argument("--epochs", type=int, default=30)
+    demo.add_argument("--work", help="folder for the task, the bundle and the predictions "
+                                     "(default: a new temporary folder)")
     demo.set_defaults(run=cmd_demo)
+
+    tasks_help = "one task folder (with model_* folders) or a folder of task folders"
+    bundle = commands.add_parser("bundle", help="write the PGDL submission zip",
+                                 description=cmd_bundle.__doc__)
+    bundle.add_argument("--coefficients", help="coefficient file (default: demogen's own)")
+    bundle.add_argument("--out", required=True, help="the zip to write")
+    bundle.set_defaults(run=cmd_bundle)
+
+    ingest = commands.add_parser("ingest", help="run a submission over PGDL tasks",
+                                 description=cmd_ingest.__doc__)
+    ingest.add_argument("--submission", required=True, help="a submission zip or folder")
+    ingest.add_argument("--tasks", required=True, help=tasks_help)
+    ingest.add_argument("--out", required=True, help="folder for the <task>.predict files")
+    ingest.add_argument("--budget", type=float, default=300.0,
+                        help="seconds per model of a task's budget (default %(default)s)")
+    ingest.set_defaults(run=cmd_ingest)
+
+    score = commands.add_parser("score", help="CMI, Kendall tau-b and Psi of predictions",
+                                description=cmd_score.__doc__)
+    score.add_argument("--predictions", required=True, help="folder of <task>.predict files")
+    score.add_argument("--tasks", required=True,
+                       help=f"{tasks_help}; model_configs.json is looked for in the task folder, "
+                            "then in ../reference_data/<task>/ beside the folder of tasks, then "
+                            "in --reference")
+    score.add_argument("--reference", help="folder of <task>/model_configs.json")
+    score.add_argument("--json", action="store_true", help="print a JSON object")
+    score.set_defaults(run=cmd_score)
 
     zoo = commands.add_parser("zoo", help="train a preset's model pool into PGDL task folders",
                               description=cmd_zoo.__doc__)
@@ -149,6 +293,24 @@ def build_parser():
                      help="folder for the feature table (default %(default)s)")
     zoo.add_argument("--data-dir", help="folder with the Fashion-MNIST .gz files")
     zoo.set_defaults(run=cmd_zoo)
+
+    fit = commands.add_parser("fit", help="fit the gap regression and freeze its coefficients",
+                              description=cmd_fit.__doc__)
+    fit.add_argument("sources", nargs="*", metavar="TASK_DIR_OR_CSV",
+                     help="feature tables (.csv) or PGDL task folders (default: "
+                          "features_cache/nin.csv, the primary reference pool)")
+    fit.add_argument("--transform", choices=["log", "linear"], default="log",
+                     help="feature transform (default %(default)s)")
+    fit.add_argument("--out", default="coefficients.json",
+                     help="the coefficient file to write (default %(default)s)")
+    fit.add_argument("--json", action="store_true", help="print the figures as a JSON object")
+    fit.add_argument("--ablations", action="store_true",
+                     help="also print the paper's Table 1 for this pool and its context")
+    fit.add_argument("--seed", type=int, default=0, help="seed of the 10-fold splits")
+    fit.add_argument("--cache", default=None,
+                     help="joblib cache for task folders' features (default "
+                          "features_cache/joblib)")
+    fit.set_defaults(run=cmd_fit)
     return parser
 
 

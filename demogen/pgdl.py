@@ -2,7 +2,8 @@
 
 A task directory holds ``model_<id>/config.json`` + ``model_<id>/weights.hdf5`` for every
 model, the data as TFRecord shards under ``dataset_1/<split>/``, and ``model_configs.json``
-(hyperparameters and accuracies; released archives keep it in ``../reference_data/<task>/``).
+(hyperparameters and accuracies; released archives keep it in
+``<folder of tasks>/../reference_data/<task>/``).
 See docs/pgdl-format.md for the exact layout.
 
 Reader: :func:`find_model_configs`, :func:`read_model_configs`, :func:`model_ids`,
@@ -29,6 +30,8 @@ import tempfile
 import h5py
 import numpy as np
 import tensorflow as tf
+
+from demogen.tasks import configs_candidates
 
 __all__ = [
     "ALLOWED_LAYERS",
@@ -79,14 +82,11 @@ _FEATURES = {
 # --------------------------------------------------------------------------- reader
 
 
-def find_model_configs(task_dir) -> pathlib.Path | None:
-    """Path of the task's model_configs.json (task dir, else ../reference_data/<task>/), or None."""
-    task = pathlib.Path(os.path.abspath(task_dir))
-    for path in (task / "model_configs.json",
-                 task.parent / "reference_data" / task.name / "model_configs.json"):
-        if path.is_file():
-            return path
-    return None
+def find_model_configs(task_dir, reference=None) -> pathlib.Path | None:
+    """Path of the task's model_configs.json, or None: in the task folder, then in
+    <folder of tasks>/../reference_data/<task>/, then in <reference>/<task>/ (demogen.tasks)."""
+    return next((path for path in configs_candidates(task_dir, reference) if path.is_file()),
+                None)
 
 
 def read_model_configs(task_dir) -> dict | None:
@@ -212,7 +212,7 @@ def load_model(task_dir, model_id, allow_code_layers: bool = False):
     return model
 
 
-def _shards(split_dir: pathlib.Path) -> list[str]:
+def shard_paths(split_dir: pathlib.Path) -> list[str]:
     shards = sorted(str(p) for p in split_dir.glob(_SHARD_GLOB) if p.is_file())
     if not shards:
         raise FileNotFoundError(f"no {_SHARD_GLOB} files in {split_dir}")
@@ -225,7 +225,7 @@ def load_dataset(task_dir, split: str = "train") -> tf.data.Dataset:
     Shards are read in sorted order, examples in file order. The input shape is taken from the
     first example.
     """
-    shards = _shards(pathlib.Path(task_dir) / "dataset_1" / split)
+    shards = shard_paths(pathlib.Path(task_dir) / "dataset_1" / split)
 
     def parse(record):
         feats = tf.io.parse_single_example(record, _FEATURES)

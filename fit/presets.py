@@ -86,6 +86,6 @@ PRESETS = {preset.name: preset for preset in [
                  "learning_rate": (0.01, 0.05), "batch_size": (32, 512)},
            n_train=2000, epochs=20),
     Preset("tiny", "tiny", tasks={"tiny": 0.0},
-           grid={"width": (4, 8), "dropout": (0.0, 0.5)},
+           grid={"width": (4, 8), "dropout": (0.0, 0.5), "seed": (0, 1)},
            n_train=256, epochs=2, batch_size=64),
 ]}

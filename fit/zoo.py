@@ -3,7 +3,8 @@
 Resumable: a model is finished once its row is in the preset's feature table or its
 model_<id>/done.json exists (written last, atomically); a finished model is never trained again,
 and a half-written model folder is redone. Models train in parallel processes with one thread
-each, seeded: model <id> of a task is initialized and shuffled with seed int(id).
+each, seeded: model <id> of a task is initialized and shuffled with seed int(id). Rows made
+before the baseline features existed get them from the models on disk (`backfill`).
 """
 
 import csv
@@ -12,6 +13,7 @@ import functools
 import hashlib
 import io
 import json
+import math
 import pathlib
 import shutil
 import subprocess
@@ -23,6 +25,7 @@ import tensorflow as tf
 from demogen import EXTRACTOR_VERSION, extract_margins, pgdl
 from demogen.margins import DEFAULTS
 from fit import train as training
+from fit.baselines import BASELINES_VERSION, baseline_columns, sampled_examples
 from fit.presets import ARCHITECTURES, PRESETS
 
 INPUT_SHAPE = (28, 28, 1)
@@ -45,6 +48,22 @@ def feature_columns(margins):
         columns.update({f"{prefix}.{name}": float(value)
                         for name, value in zip(signature.names, signature.values)})
     return columns
+
+
+def measure(model, x, labels):
+    """What a trained model's row gets from its training data: (signature columns, with the
+    reason in "error" when there is no signature; baseline columns, whenever the margins could
+    be extracted)."""
+    try:
+        margins = extract_margins(model, (x, labels))
+    except ValueError as error:  # e.g. training diverged: the fit stage drops such rows
+        return {"layers": "", "error": str(error)}, {"baselines_version": BASELINES_VERSION}
+    baselines = baseline_columns(model, margins, *sampled_examples(model, (x, labels), margins))
+    try:
+        return {"layers": " ".join(margins.layers), "error": "",
+                **feature_columns(margins)}, baselines
+    except ValueError as error:  # a layer with zero total variation (dead ReLUs)
+        return {"layers": "", "error": str(error)}, baselines
 
 
 def weights_digest(model):
@@ -113,11 +132,8 @@ def train_model(preset, task, model_id, hparams, task_dir, data_dir=None):
            "sample_seed": DEFAULTS["seed"], "weights_digest": weights_digest(model),
            **{f"hp.{name}": value for name, value in hparams.items()},
            "train_acc": train_acc, "test_acc": test_acc, "gap": train_acc - test_acc}
-    try:
-        margins = extract_margins(model, (x, labels))
-        row.update(layers=" ".join(margins.layers), error="", **feature_columns(margins))
-    except ValueError as error:  # e.g. training diverged: the fit stage drops such rows
-        row.update(layers="", error=str(error))
+    signature, baselines = measure(model, x, labels)
+    row.update(**signature, **baselines)
     row["seconds"] = round(time.perf_counter() - start, 1)
     pgdl.write_json(model_dir / "done.json", row)
     return row
@@ -141,8 +157,11 @@ def _number(text):
 
 
 def write_table(path, rows):
-    """Write rows (sorted by task and model id) as CSV, atomically."""
-    rows = sorted(rows, key=lambda r: (r["task"], int(r["model_id"])))
+    """Write rows (sorted by task and model id) as CSV, atomically; NaN as an empty cell, as
+    read_table reads it."""
+    rows = sorted(({key: "" if isinstance(value, float) and math.isnan(value) else value
+                    for key, value in row.items()} for row in rows),
+                  key=lambda r: (r["task"], int(r["model_id"])))
     columns = list(dict.fromkeys(key for row in rows for key in row))
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
@@ -163,9 +182,12 @@ def model_configs(preset, rows):
 
 
 def _finished(task_dir, table_rows, task):
-    """{model id: row} of the models of `task` already finished with this extractor version."""
+    """{model id: row} of the models of `task` already finished with this extractor version. A
+    table row without the baseline columns counts only while its model is on disk (so that
+    `backfill` can add them)."""
     done = {r["model_id"]: r for r in table_rows
-            if r["task"] == task and r["extractor_version"] == EXTRACTOR_VERSION}
+            if r["task"] == task and r["extractor_version"] == EXTRACTOR_VERSION
+            and (_has_baselines(r) or _model_done(task_dir, r["model_id"]))}
     for marker in pathlib.Path(task_dir).glob("model_*/done.json"):
         row = json.loads(marker.read_text())
         if row["extractor_version"] == EXTRACTOR_VERSION:
@@ -185,14 +207,26 @@ def _write_task_data(preset, task, task_dir, data_dir):
     marker.write_text("")
 
 
+def _has_baselines(row):
+    return row.get("baselines_version") == BASELINES_VERSION
+
+
+def _model_done(task_dir, model_id):
+    return (pathlib.Path(task_dir) / f"model_{model_id}" / "done.json").is_file()
+
+
+def _preset(preset_name):
+    if preset_name not in PRESETS:
+        raise ValueError(f"unknown preset {preset_name!r}; choose one of {sorted(PRESETS)}")
+    return PRESETS[preset_name]
+
+
 def run(preset_name, out, workers=2, features="features_cache", data_dir=None, progress=True):
     """Train every unfinished model of a preset; returns the preset's feature rows."""
     import joblib
     from tqdm import tqdm
 
-    if preset_name not in PRESETS:
-        raise ValueError(f"unknown preset {preset_name!r}; choose one of {sorted(PRESETS)}")
-    preset = PRESETS[preset_name]
+    preset = _preset(preset_name)
     out, features = pathlib.Path(out), pathlib.Path(features)
     table = features / f"{preset.name}.csv"
     _write_manifest(preset, out, features)
@@ -218,6 +252,48 @@ def run(preset_name, out, workers=2, features="features_cache", data_dir=None, p
         configs = model_configs(preset, [r for (t, _), r in rows.items() if t == task])
         pgdl.write_model_configs(out / task, configs)
         pgdl.write_model_configs(features / preset.name / task, configs)
+    return list(rows.values())
+
+
+def add_baselines(preset, row, task_dir, data_dir=None):
+    """`row` with the baseline columns of its model, measured on the model in `task_dir`."""
+    _one_thread()
+    model = pgdl.load_model(task_dir, row["model_id"])
+    if weights_digest(model) != row["weights_digest"]:
+        raise ValueError(f"the weights of {pathlib.Path(task_dir) / ('model_' + row['model_id'])} "
+                         "are not the ones its feature row was made from (weights_digest "
+                         "differs); retrain the pool into a fresh folder")
+    x, labels, _, _ = task_data(preset.n_train, preset.data_seed, preset.tasks[row["task"]],
+                                data_dir)
+    return {**row, **measure(model, x, labels)[1]}
+
+
+def backfill(preset_name, out, workers=2, features="features_cache", data_dir=None,
+             progress=True):
+    """Add the baseline columns to every row of the preset's feature table that lacks them, from
+    the trained models under `out`; other columns stay as they are. Resumable: the table is
+    rewritten after every model. Returns the rows."""
+    import joblib
+    from tqdm import tqdm
+
+    preset = _preset(preset_name)
+    table = pathlib.Path(features) / f"{preset.name}.csv"
+    out = pathlib.Path(out)
+    rows = {(r["task"], r["model_id"]): r for r in read_table(table)}
+    todo = [r for r in rows.values() if not _has_baselines(r)]
+    missing = [f"{r['task']}/model_{r['model_id']}" for r in todo
+               if not _model_done(out / r["task"], r["model_id"])]
+    if missing:
+        raise FileNotFoundError(
+            f"{len(missing)} model(s) of {table} are not (completely) on disk under {out}, e.g. "
+            f"{', '.join(missing[:3])}; rebuild them with `demogen zoo --preset {preset.name} "
+            f"--out {out}` (retraining is deterministic)")
+    results = joblib.Parallel(n_jobs=workers, return_as="generator_unordered")(
+        joblib.delayed(add_baselines)(preset, row, out / row["task"], data_dir) for row in todo)
+    for row in tqdm(results, total=len(todo), desc=f"baselines {preset.name}", unit="model",
+                    disable=not progress or not todo):
+        rows[(row["task"], row["model_id"])] = row
+        write_table(table, rows.values())
     return list(rows.values())
 
 

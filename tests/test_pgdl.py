@@ -183,7 +183,7 @@ def test_build_model_casts_only_integer_arguments():
 def test_find_model_configs(tmp_path):
     configs = {"0": {"hparams": {"depth": {"current_value": 2.0, "possible_values": [2, 3]}},
                      "metrics": {"train_acc": 1.0, "test_acc": 0.8}}}
-    public = tmp_path / "public_data" / "task1"
+    public = tmp_path / "public_data" / "input_data" / "task1"  # the released archives' layout
     public.mkdir(parents=True)
     assert pgdl.find_model_configs(public) is None
     assert pgdl.read_model_configs(public) is None

@@ -1,6 +1,7 @@
 """The model zoo: the tiny preset end to end, resuming, determinism."""
 
 import dataclasses
+import itertools
 import json
 import pathlib
 
@@ -10,6 +11,7 @@ import pytest
 from demogen import pgdl
 from demogen.cli import main
 from fit import zoo
+from fit.baselines import BASELINES_VERSION
 from fit.presets import PRESETS
 
 
@@ -20,17 +22,22 @@ def tiny(tmp_path_factory):
     return root, rows
 
 
+TINY_IDS = [model_id for model_id, _ in PRESETS["tiny"].combinations()]
+TINY_GRID = {name: list(values) for name, values in PRESETS["tiny"].grid.items()}
+
+
 def test_tiny_pool_is_a_complete_pgdl_task(tiny):
     root, rows = tiny
     task = root / "pool" / "tiny"
+    assert len(TINY_IDS) >= 4
     assert sorted(p.name for p in task.iterdir() if "model" in p.name) == \
-        ["model_0", "model_1", "model_2", "model_3", "model_configs.json"]
+        sorted([f"model_{i}" for i in TINY_IDS] + ["model_configs.json"])
     configs = pgdl.read_model_configs(task)
-    assert pgdl.validate_grid(configs) == {"dropout": [0.0, 0.5], "width": [4, 8]}
+    assert pgdl.validate_grid(configs) == {name: sorted(v) for name, v in TINY_GRID.items()}
     assert configs == json.loads((root / "features" / "tiny" / "tiny" /
                                   "model_configs.json").read_text())
-    assert {(r["hp.width"], r["hp.dropout"]) for r in rows} == {(4, 0.0), (4, 0.5), (8, 0.0),
-                                                                (8, 0.5)}
+    assert sorted(tuple(r[f"hp.{name}"] for name in sorted(TINY_GRID)) for r in rows) == \
+        sorted(itertools.product(*(TINY_GRID[name] for name in sorted(TINY_GRID))))
     for model_id, entry in configs.items():
         model = pgdl.load_model(task, model_id)
         row = next(r for r in rows if r["model_id"] == model_id)
@@ -45,9 +52,13 @@ def test_tiny_pool_is_a_complete_pgdl_task(tiny):
 def test_feature_table_matches_the_signature_command(tiny, capsys):
     root, _ = tiny
     table = zoo.read_table(root / "features" / "tiny.csv")
-    assert [r["model_id"] for r in table] == ["0", "1", "2", "3"]
+    assert [r["model_id"] for r in table] == TINY_IDS
     assert all(r["extractor_version"] == 1 and r["error"] == "" for r in table)
     assert len([c for c in table[0] if c.startswith(("qrt", "mom"))]) == 8 * 20
+    for row in table:
+        assert row["baselines_version"] == BASELINES_VERSION
+        assert len(baseline_values(row)) == 5 + 1 + 5 + 4
+        assert np.isfinite(list(baseline_values(row).values())).all()
     assert main(["signature", str(root / "pool" / "tiny"), "--json"]) == 0
     for result, row in zip(json.loads(capsys.readouterr().out), table):
         np.testing.assert_allclose(result["signature"], [row[f"qrt.{n}"] for n in result["names"]],
@@ -81,6 +92,51 @@ def test_resuming_trains_only_what_is_missing_and_retraining_is_deterministic(ti
     assert after["qrt.h3.q2"] == before["qrt.h3.q2"]
 
 
+def baseline_values(row):
+    return {k: v for k, v in row.items() if k.startswith(("spectral.", "jacobian.", "lm."))}
+
+
+def test_backfill_adds_the_baselines_training_computed_and_checks_the_weights(tiny):
+    root, _ = tiny
+    table = root / "features" / "tiny.csv"
+    complete = zoo.read_table(table)
+    stripped = [{k: v for k, v in row.items() if k != "baselines_version"
+                 and k not in baseline_values(row)} for row in complete]
+    stripped[1]["weights_digest"] = "0" * 64
+    zoo.write_table(table, stripped)
+    with pytest.raises(ValueError, match="not the ones its feature row was made from"):
+        zoo.backfill("tiny", root / "pool", workers=1, features=root / "features", progress=False)
+
+    stripped[1]["weights_digest"] = complete[1]["weights_digest"]
+    zoo.write_table(table, stripped)
+    filled = zoo.backfill("tiny", root / "pool", workers=1, features=root / "features",
+                          progress=False)
+    assert zoo.read_table(table) == filled
+    for before, after in zip(complete, sorted(filled, key=lambda r: int(r["model_id"]))):
+        assert {k: v for k, v in after.items() if k not in baseline_values(after)} == \
+            {k: v for k, v in before.items() if k not in baseline_values(before)}
+        assert after.keys() == before.keys()
+        np.testing.assert_allclose(list(baseline_values(after).values()),
+                                   list(baseline_values(before).values()), rtol=1e-6)
+
+
+def test_a_row_without_baselines_and_without_its_model_is_retrained(tiny, tmp_path):
+    root, rows = tiny
+    table = root / "features" / "tiny.csv"
+    complete = zoo.read_table(table)
+    zoo.write_table(table, [{k: v for k, v in row.items() if k != "baselines_version"}
+                            for row in complete])
+    (root / "pool" / "tiny" / "model_3").rename(tmp_path / "model_3")
+    with pytest.raises(FileNotFoundError, match="demogen zoo --preset tiny --out"):
+        zoo.backfill("tiny", root / "pool", workers=1, features=root / "features", progress=False)
+    assert main(["zoo", "--preset", "tiny", "--out", str(root / "pool"), "--workers", "1",
+                 "--features", str(root / "features")]) == 0
+    again = {r["model_id"]: r for r in zoo.read_table(table)}
+    assert all(r["baselines_version"] == BASELINES_VERSION for r in again.values())
+    assert again["3"]["weights_digest"] == complete[3]["weights_digest"]
+    assert again["3"]["jacobian.q2"] == pytest.approx(complete[3]["jacobian.q2"], rel=1e-6)
+
+
 def test_unknown_preset():
     with pytest.raises(ValueError, match="unknown preset 'huge'"):
         zoo.run("huge", pathlib.Path("/nonexistent"))
@@ -89,7 +145,7 @@ def test_unknown_preset():
 def test_manifest_records_preset_seeds_and_code_version(tiny):
     root, _ = tiny
     manifest = json.loads((root / "features" / "tiny" / "manifest.json").read_text())
-    assert manifest["preset"]["grid"] == {"width": [4, 8], "dropout": [0.0, 0.5]}
+    assert manifest["preset"]["grid"] == TINY_GRID
     assert manifest["seeds"]["data_subset_and_label_noise"] == 0
     assert manifest["versions"]["extractor"] == 1
     assert len(manifest["versions"]["git_commit"]) == 40

@@ -1,0 +1,89 @@
+"""Score a folder of <task>.predict files against the tasks' true gaps, as the competition did:
+CMI x 100, plus Kendall's tau-b and the granulated Kendall coefficient Psi."""
+
+import json
+import math
+import pathlib
+
+from demogen import pgdl, scoring
+from demogen.tasks import find_tasks
+
+METRICS = ("cmi", "kendall_tau", "granulated_psi")
+
+
+def read_predictions(path, task, ids):
+    """[prediction per model id] from one .predict file; refuses missing, EXCEEDED, failed or
+    non-numeric entries and predictions of models the grid does not have."""
+    if not path.is_file():
+        raise FileNotFoundError(f"task {task}: no predictions file {path}")
+    with open(path, encoding="utf-8") as handle:
+        predictions = json.load(handle)
+    if not isinstance(predictions, dict):
+        raise ValueError(f"task {task}: {path} is not a JSON object {{\"model_<id>\": value}}")
+    extra = sorted(set(predictions) - {f"model_{i}" for i in ids})
+    if extra:
+        raise ValueError(f"task {task}: {path.name} has predictions for {', '.join(extra[:5])}, "
+                         "which model_configs.json does not list")
+    values = []
+    for model_id in ids:
+        key = f"model_{model_id}"
+        value = predictions.get(key)
+        if value == "EXCEEDED":
+            raise ValueError(f"task {task}, {key}: EXCEEDED the time budget (the competition "
+                             "scores a submission with any EXCEEDED as 0)")
+        if isinstance(value, str) and value.startswith("FAILED"):
+            raise ValueError(f"task {task}, {key}: the submission failed on this model: "
+                             f"{value.removeprefix('FAILED: ')}")
+        if value is None:
+            raise ValueError(f"task {task}, {key}: no prediction in {path}")
+        if not isinstance(value, (int, float)) or isinstance(value, bool) \
+                or not math.isfinite(value):
+            raise ValueError(f"task {task}, {key}: prediction {value!r} is not a finite number")
+        values.append(float(value))
+    return values
+
+
+def _measure(function):
+    try:
+        return function(), None
+    except scoring.UndefinedScore as error:
+        return None, str(error)
+
+
+def score_task(predictions, configs):
+    """{"cmi", "kendall_tau", "granulated_psi", "n_models"} of one task; an undefined score is
+    None and its reason is in "undefined"."""
+    hparams = pgdl.hparam_values(configs)
+    ids = list(hparams)
+    gaps = [configs[i]["metrics"]["train_acc"] - configs[i]["metrics"]["test_acc"] for i in ids]
+    rows = [hparams[i] for i in ids]
+    result, undefined = {"n_models": len(ids)}, {}
+    for name, function in (
+            ("cmi", lambda: scoring.conditional_mutual_information(predictions, gaps, rows)),
+            ("kendall_tau", lambda: scoring.kendall_tau(predictions, gaps)),
+            ("granulated_psi", lambda: scoring.granulated_kendall(predictions, gaps, rows).psi)):
+        result[name], reason = _measure(function)
+        if reason:
+            undefined[name] = reason
+    if undefined:
+        result["undefined"] = undefined
+    return result
+
+
+def score_predictions(predictions_dir, tasks_dir, reference=None):
+    """{"tasks": {task: score_task(...)}, "mean": {metric: mean over tasks where defined}}."""
+    results = {}
+    for task, _, configs_path in find_tasks(tasks_dir, reference):
+        with open(configs_path, encoding="utf-8") as handle:
+            configs = json.load(handle)
+        try:
+            ids = list(pgdl.hparam_values(configs))
+        except ValueError as error:
+            raise ValueError(f"task {task} ({configs_path}): {error}") from None
+        values = read_predictions(pathlib.Path(predictions_dir) / f"{task}.predict", task, ids)
+        results[task] = score_task(values, configs)
+    mean = {}
+    for name in METRICS:
+        defined = [r[name] for r in results.values() if r[name] is not None]
+        mean[name] = sum(defined) / len(defined) if defined else None
+    return {"tasks": results, "mean": mean}

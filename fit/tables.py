@@ -1,0 +1,172 @@
+"""Feature tables for the fit stage: read committed CSVs or PGDL task folders, check that they
+were made the same way, and keep the models a regression can use (saying which were dropped).
+
+A task folder's models are measured once and cached by joblib under features_cache/joblib
+(git-ignored), keyed by the weights file, the training data and the extractor version.
+"""
+
+import hashlib
+import pathlib
+
+import numpy as np
+import pandas as pd
+
+from demogen import EXTRACTOR_VERSION, extract_margins, pgdl
+from demogen.margins import DEFAULTS
+from demogen.tasks import configs_candidates
+from fit.presets import PRESETS
+
+REPOSITORY = pathlib.Path(__file__).resolve().parents[1]
+PRIMARY_POOL = REPOSITORY / "features_cache" / "nin.csv"
+CACHE_DIR = REPOSITORY / "features_cache" / "joblib"
+SETTINGS = ("extractor_version", "n_examples", "sample_seed")
+TEXT_COLUMNS = {"task": str, "model_id": str, "preset": str, "weights_digest": str,
+                "layers": str, "error": str}
+
+
+def read_csv(path):
+    """One committed feature table."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no feature table {path}")
+    header = pd.read_csv(path, nrows=0).columns
+    table = pd.read_csv(path, dtype=TEXT_COLUMNS, keep_default_na=False,
+                        na_values={c: [""] for c in header if c not in TEXT_COLUMNS})
+    missing = [c for c in ("task", "model_id", "gap", "train_acc", "test_acc", *SETTINGS)
+               if c not in table.columns]
+    if missing:
+        raise ValueError(f"{path} is not a demogen feature table: it lacks the column(s) "
+                         f"{', '.join(missing)}")
+    return table.copy().assign(source=str(path))
+
+
+def _file_digest(paths):
+    digest = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def _model_row(task_dir, model_id, model_sha256, data_sha256, extractor_version):
+    """The feature row of one model of a task folder (the digests of its files and of the
+    training data only key joblib's cache)."""
+    from fit.zoo import feature_columns, weights_digest
+
+    dataset = pgdl.load_dataset(task_dir, "train")
+    model = pgdl.load_model(task_dir, model_id)
+    row = {"extractor_version": extractor_version, "n_examples": DEFAULTS["n_examples"],
+           "sample_seed": DEFAULTS["seed"], "weights_digest": weights_digest(model)}
+    try:
+        margins = extract_margins(model, dataset)
+        row.update(layers=" ".join(margins.layers), error="", **feature_columns(margins))
+    except ValueError as error:
+        row.update(error=str(error))
+    return row
+
+
+def read_task(task_dir, cache_dir=CACHE_DIR, progress=True):
+    """The feature table of a PGDL task folder (its model_configs.json gives gaps and
+    hyperparameters); each model is measured once, then read from joblib's cache."""
+    import joblib
+    from tqdm import tqdm
+
+    task_dir = pathlib.Path(task_dir)
+    configs = pgdl.read_model_configs(task_dir)
+    if configs is None:
+        looked = ", ".join(str(p.parent) for p in configs_candidates(task_dir))
+        raise FileNotFoundError(f"{task_dir} has no model_configs.json (looked in {looked}); the "
+                                "fit needs the models' train and test accuracies")
+    hparams = pgdl.hparam_values(configs)
+    data_sha = _file_digest(pgdl.shard_paths(task_dir / "dataset_1" / "train"))
+    measure = joblib.Memory(cache_dir, verbose=0).cache(_model_row)
+    rows = []
+    for model_id in tqdm(pgdl.model_ids(task_dir), desc=f"features {task_dir.name}",
+                         unit="model", disable=not progress):
+        if model_id not in configs:
+            raise ValueError(f"model_{model_id} of {task_dir} has no entry in model_configs.json")
+        model_files = [task_dir / f"model_{model_id}" / name
+                       for name in ("config.json", "weights.hdf5")]
+        metrics = configs[model_id]["metrics"]
+        rows.append({"task": task_dir.name, "model_id": model_id, "preset": "",
+                     **measure(str(task_dir.resolve()), model_id, _file_digest(model_files),
+                               data_sha, EXTRACTOR_VERSION),
+                     **{f"hp.{k}": v for k, v in hparams[model_id].items()},
+                     "train_acc": metrics["train_acc"], "test_acc": metrics["test_acc"],
+                     "gap": metrics["train_acc"] - metrics["test_acc"]})
+    return pd.DataFrame(rows).assign(source=str(task_dir))
+
+
+def read_sources(sources=(), cache_dir=CACHE_DIR, progress=True):
+    """One table from feature CSVs and PGDL task folders (default: the primary reference pool);
+    refuses tables made with different extractor versions or settings."""
+    sources = list(sources) or [PRIMARY_POOL]
+    frames = []
+    for source in sources:
+        path = pathlib.Path(source)
+        if path.is_dir():
+            frames.append(read_task(path, cache_dir, progress))
+        elif path.suffix == ".csv" or path.is_file():
+            frames.append(read_csv(path))
+        else:
+            raise FileNotFoundError(f"{source} is neither a feature table (.csv) nor a PGDL task "
+                                    "folder")
+    table = pd.concat(frames, ignore_index=True)
+    table["error"] = table["error"].fillna("")
+    duplicated = table.duplicated(["task", "model_id"])
+    if duplicated.any():
+        first = table[duplicated].iloc[0]
+        raise ValueError(f"model {first['task']}/{first['model_id']} appears twice; give each "
+                         "pool once")
+    check_settings(table)
+    return table.assign(label_noise=[PRESETS[p].tasks.get(t, np.nan) if p in PRESETS else np.nan
+                                     for p, t in zip(table["preset"], table["task"])])
+
+
+def check_settings(table):
+    """Refuse a table whose rows were made with different extractor versions or settings."""
+    measured = table[table["error"] == ""]
+    for column in SETTINGS:
+        values = sorted(set(measured[column].dropna()))
+        if len(values) > 1:
+            by_source = measured.groupby("source")[column].unique().to_dict()
+            raise ValueError(f"the tables mix {column} values {values} ({by_source}); features "
+                             "made with different settings are not comparable: rebuild the old "
+                             "table (demogen zoo) or fit them separately")
+    if len(measured) and measured["extractor_version"].iloc[0] != EXTRACTOR_VERSION:
+        raise ValueError(f"the tables were made by extractor version "
+                         f"{measured['extractor_version'].iloc[0]}, this demogen is version "
+                         f"{EXTRACTOR_VERSION}; rebuild them with demogen zoo")
+
+
+def usable(table, columns, transform="log"):
+    """The rows whose `columns` a regression can use, and the dropped ones with the reason:
+    rows marked with an error, with a missing value, or (log transform) a value <= 0."""
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise ValueError(f"the table has no column(s) {', '.join(missing[:5])}; rebuild it with "
+                         "this demogen (demogen zoo) to get them")
+    values = table[list(columns)].to_numpy(dtype=float)
+    reasons = np.where(table["error"] != "", "no signature: " + table["error"].astype(str), "")
+    reasons = np.where((reasons == "") & ~np.isfinite(values).all(axis=1),
+                       "missing (NaN) feature value", reasons)
+    if transform == "log":
+        reasons = np.where((reasons == "") & (values <= 0).any(axis=1),
+                           "a feature <= 0 under the log transform", reasons)
+    keep = reasons == ""
+    dropped = [{"task": t, "model_id": m, "reason": r} for t, m, r in
+               zip(table["task"][~keep], table["model_id"][~keep], reasons[~keep])]
+    return table[keep].reset_index(drop=True), dropped
+
+
+def hparam_columns(table):
+    """The hyperparameter columns of the table (hp.*)."""
+    return [c for c in table.columns if c.startswith("hp.")]
+
+
+def configuration_groups(table):
+    """A label per row that is shared by models differing only by their seed (same task, same
+    hyperparameters but hp.seed): the grouped k-fold keeps each group in one fold."""
+    columns = ["task"] + [c for c in hparam_columns(table) if c != "hp.seed"]
+    return table[columns].astype(str).agg("|".join, axis=1).to_numpy()

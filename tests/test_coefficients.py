@@ -1,0 +1,74 @@
+"""The frozen coefficient file: validation, prediction, and the default shipped with demogen."""
+
+import copy
+import json
+
+import numpy as np
+import pytest
+
+from demogen import EXTRACTOR_VERSION, coefficients
+from demogen.layers import SLOTS
+from demogen.signature import feature_names
+
+
+def _valid():
+    return {"schema_version": 1, "target": "gap", "transform": "log",
+            "features": feature_names(SLOTS, "quartile"),
+            "coefficients": [0.01 * k for k in range(20)], "intercept": 0.5,
+            "extractor": {"version": EXTRACTOR_VERSION, "n_examples": 2048, "seed": 0,
+                          "batch_size": 256, "statistic": "quartile", "normalize": True,
+                          "signed": False, "layer_rule": "default"},
+            "pool": {}, "metrics": {}, "created_with": {}}
+
+
+def test_predict_is_the_log_linear_formula():
+    frozen = coefficients.from_dict(_valid())
+    signature = np.linspace(0.5, 3.0, 20)
+    expected = sum(0.01 * k * np.log(v) for k, v in enumerate(signature)) + 0.5
+    assert frozen.predict(signature) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="positive features; input.q1"):
+        frozen.predict(np.r_[1.0, 0.0, np.ones(18)])
+    with pytest.raises(ValueError, match="expected 20 signature values"):
+        frozen.predict(np.ones(19))
+    linear = coefficients.from_dict({**_valid(), "transform": "linear"})
+    assert linear.predict(signature) == pytest.approx(
+        sum(0.01 * k * v for k, v in enumerate(signature)) + 0.5)
+
+
+def test_round_trip_through_a_file(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(coefficients.from_dict(_valid()).as_dict()))
+    assert coefficients.load(path).as_dict() == _valid()
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c: c.update(schema_version=2), "schema version 2"),
+    (lambda c: c.pop("intercept"), "missing keys intercept"),
+    (lambda c: c.update(transform="sqrt"), "transform 'sqrt'"),
+    (lambda c: c["extractor"].update(version=EXTRACTOR_VERSION + 1), "refit with `demogen fit`"),
+    (lambda c: c["extractor"].pop("seed"), "exactly the keys"),
+    (lambda c: c["extractor"].update(signed=True), "need the linear transform"),
+    (lambda c: c["extractor"].update(layer_rule="user"), "default layer rule"),
+    (lambda c: c["features"].reverse(), "signature names in order"),
+    (lambda c: c["coefficients"].pop(), "expected 20 coefficients"),
+    (lambda c: c["coefficients"].__setitem__(3, float("nan")), "finite numbers"),
+    (lambda c: c["extractor"].update(statistic="moment"), "signature names in order"),
+])
+def test_invalid_files_are_refused_with_the_reason(change, message):
+    obj = copy.deepcopy(_valid())
+    change(obj)
+    with pytest.raises(ValueError, match=message):
+        coefficients.from_dict(obj)
+
+
+def test_broken_json_is_refused(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        coefficients.load(path)
+
+
+def test_default_coefficients_load():
+    frozen = coefficients.load()
+    assert frozen.transform == "log" and frozen.extractor["version"] == EXTRACTOR_VERSION
+    assert frozen.pool["sources"][0]["table"] == "features_cache/nin.csv"

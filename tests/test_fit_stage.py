@@ -1,0 +1,180 @@
+"""The fit stage on the committed tables: reading and checking tables, dropping unusable models,
+the ablation table, the frozen default coefficients, and `demogen fit`."""
+
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from pgdl_task import small_cnn
+
+from demogen import coefficients, margin_signature, pgdl
+from demogen.cli import main
+from fit import ablations, freeze, tables
+
+VGG = tables.REPOSITORY / "features_cache" / "vgg.csv"
+
+
+@pytest.fixture(scope="module")
+def pool():
+    return tables.read_sources()
+
+
+def test_primary_pool_reads_with_its_settings(pool):
+    assert len(pool) == 288 and set(pool["task"]) == {"nin_clean", "nin_noise20"}
+    assert pool["model_id"].map(type).eq(str).all()
+    assert set(pool["label_noise"]) == {0.0, 0.2}
+    groups = tables.configuration_groups(pool)
+    assert len(set(groups)) == 144  # the two seeds of each configuration share a group
+    twins = pool.groupby(groups)["hp.seed"].apply(sorted)
+    assert all(seeds == [0, 1] for seeds in twins)
+
+
+def test_usable_says_which_models_were_dropped_and_why():
+    table = pd.DataFrame({"task": "t", "model_id": ["0", "1", "2", "3"],
+                          "error": ["", "diverged", "", ""],
+                          "a": [1.0, 1.0, np.nan, 2.0], "b": [1.0, 1.0, 1.0, -1.0]})
+    kept, dropped = tables.usable(table, ["a", "b"], "log")
+    assert list(kept["model_id"]) == ["0"]
+    assert [(d["model_id"], d["reason"]) for d in dropped] == [
+        ("1", "no signature: diverged"), ("2", "missing (NaN) feature value"),
+        ("3", "a feature <= 0 under the log transform")]
+    kept, _ = tables.usable(table, ["a", "b"], "linear")
+    assert list(kept["model_id"]) == ["0", "3"]
+    with pytest.raises(ValueError, match="no column.*c; rebuild"):
+        tables.usable(table, ["a", "c"])
+
+
+def test_mixed_extractor_versions_or_settings_are_refused(tmp_path):
+    table = pd.read_csv(VGG, dtype=str)
+    table.loc[3, "n_examples"] = "1024"
+    table.to_csv(tmp_path / "mixed.csv", index=False)
+    with pytest.raises(ValueError, match="mix n_examples values"):
+        tables.read_sources([tmp_path / "mixed.csv"])
+    table = pd.read_csv(VGG, dtype=str).assign(extractor_version="0")
+    table.to_csv(tmp_path / "old.csv", index=False)
+    with pytest.raises(ValueError, match="extractor version 0.*rebuild"):
+        tables.read_sources([tmp_path / "old.csv"])
+    with pytest.raises(ValueError, match="appears twice"):
+        tables.read_sources([VGG, VGG])
+    pd.DataFrame({"x": [1]}).to_csv(tmp_path / "other.csv", index=False)
+    with pytest.raises(ValueError, match="not a demogen feature table"):
+        tables.read_sources([tmp_path / "other.csv"])
+    with pytest.raises(FileNotFoundError, match="neither a feature table"):
+        tables.read_sources([tmp_path / "nothing"])
+
+
+def test_default_coefficients_are_the_fit_of_the_committed_pool(pool):
+    """The shipped file is reproducible from the committed table (refit after a change with
+    `demogen fit --out demogen/resources/default_coefficients.json`)."""
+    frozen, estimator, kept, figures, dropped = freeze.fit(pool, [tables.PRIMARY_POOL])
+    shipped = coefficients.load()
+    expected, got = json.loads(json.dumps(frozen.as_dict())), shipped.as_dict()
+    for key in ("coefficients", "intercept", "metrics"):
+        assert got.pop(key) == pytest.approx(expected.pop(key), rel=1e-9)
+    assert got == expected
+    assert len(kept) + len(dropped) == 288 and all("zero total variation" in d["reason"]
+                                                   for d in dropped)
+    sample = kept[ablations.QUARTILES].iloc[:5].to_numpy()
+    np.testing.assert_allclose([shipped.predict(s) for s in sample],
+                               estimator.predict(kept[ablations.QUARTILES].iloc[:5]))
+
+
+def test_ablation_table_has_every_row_and_the_paper_beside(pool):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = ablations.table1(pool)
+    assert list(table["row"][:10]) == list(ablations.PAPER)
+    measured = table.dropna(subset=["adjusted_r2"])
+    assert {"qrt+log", "sf+log", "best4+log", "hyperparameters only (one-hot)",
+            "label noise only"} <= set(measured["row"])
+    assert (measured["adjusted_r2"] <= 1).all()
+    assert measured.set_index("row").loc["sf+log", "n_features"] == 4
+    layers = ablations.per_layer(pool)
+    assert list(layers["layer"]) == ["input", "h1", "h2", "h3", "all"]
+    assert (layers["adjusted_r2"].iloc[:4] < layers["adjusted_r2"].iloc[4]).all()
+
+
+def test_competition_view_scores_each_task(pool):
+    view = ablations.competition_view(pool)
+    assert set(view["task"]) == {"nin_clean", "nin_noise20"}
+    assert set(view["predictions"]) == {"in-sample", "out-of-fold"}
+    assert view["kendall_tau"].between(-1, 1).all() and view["cmi"].between(0, 100).all()
+
+
+def test_cli_fit_json_writes_a_loadable_file(tmp_path, capsys):
+    out = tmp_path / "c.json"
+    assert main(["fit", "--json", "--out", str(out)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert {"adjusted_r2", "kfold_r2", "grouped_kfold_r2", "mse", "n_models"} <= set(report)
+    assert report["n_models"] == 283 and len(report["dropped"]) == 5
+    frozen = coefficients.load(out)
+    assert frozen.metrics["grouped_kfold_r2"] == report["grouped_kfold_r2"]
+
+
+def test_cli_fit_refuses_a_pool_too_small_for_20_features(tmp_path, capsys):
+    pd.read_csv(VGG, dtype=str).iloc[:20].to_csv(tmp_path / "small.csv", index=False)
+    assert main(["fit", str(tmp_path / "small.csv"), "--out", str(tmp_path / "c.json")]) == 2
+    assert "cannot fit 20 features" in capsys.readouterr().err
+    assert not (tmp_path / "c.json").exists()
+
+
+@pytest.fixture(scope="module")
+def task(tmp_path_factory):
+    """A PGDL task of 30 random models on a 6 x 5 grid, with made-up accuracies."""
+    root = tmp_path_factory.mktemp("fit") / "toy"
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 6, 6, 1)).astype(np.float32)
+    pgdl.write_dataset(root / "dataset_1" / "train", x, rng.integers(0, 3, 60))
+    configs = {}
+    for model_id in range(30):
+        pgdl.write_model(root / f"model_{model_id}", small_cnn(model_id), (6, 6, 1))
+        train_acc, test_acc = rng.uniform(0.7, 1.0), rng.uniform(0.4, 0.7)
+        configs[str(model_id)] = {
+            "hparams": {"a": {"current_value": model_id // 5, "possible_values": list(range(6))},
+                        "b": {"current_value": model_id % 5, "possible_values": list(range(5))}},
+            "metrics": {"train_acc": train_acc, "test_acc": test_acc}}
+    pgdl.write_model_configs(root, configs)
+    return root
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("joblib")
+
+
+def test_task_folder_features_are_measured_once_then_cached(task, cache, monkeypatch):
+    table = tables.read_task(task, cache, progress=False)
+    assert list(table["model_id"]) == [str(k) for k in range(30)]
+    assert list(table["hp.a"][:6]) == [0, 0, 0, 0, 0, 1]
+    row = table.iloc[7]
+    assert row["gap"] == pytest.approx(row["train_acc"] - row["test_acc"])
+    expected = margin_signature(pgdl.load_model(task, "7"), pgdl.load_dataset(task))
+    np.testing.assert_allclose(row[ablations.QUARTILES].to_numpy(float), expected.values)
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("measured again")
+
+    monkeypatch.setattr(tables, "extract_margins", refuse)
+    again = tables.read_task(task, cache, progress=False)
+    pd.testing.assert_frame_equal(again, table)
+    pgdl.write_model(task / "model_3", small_cnn(99), (6, 6, 1))  # new weights: measured anew
+    with pytest.raises(RuntimeError, match="measured again"):
+        tables.read_task(task, cache, progress=False)
+    pgdl.write_model(task / "model_3", small_cnn(3), (6, 6, 1))
+
+
+def test_cli_fit_on_a_task_folder(task, cache, tmp_path, capsys):
+    out = tmp_path / "c.json"
+    assert main(["fit", str(task), "--json", "--out", str(out), "--cache", str(cache)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["n_models"] + len(report["dropped"]) == 30
+    assert coefficients.load(out).pool["sources"] == [{"task_folder": str(task)}]
+
+
+def test_too_small_folds_are_refused_with_the_reason(task, cache, tmp_path, capsys):
+    rows = tables.read_task(task, cache, progress=False).iloc[:23]
+    rows.to_csv(tmp_path / "t.csv", index=False)
+    assert main(["fit", str(tmp_path / "t.csv"), "--out", str(tmp_path / "c.json")]) == 2
+    assert "10-fold split of 23 models leaves only" in capsys.readouterr().err

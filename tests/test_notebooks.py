@@ -1,0 +1,27 @@
+"""The notebooks run from top to bottom against the committed tables, and are committed
+without outputs."""
+
+import pathlib
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+NOTEBOOKS = sorted((pathlib.Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_runs_and_is_committed_clean(path):
+    notebook = nbformat.read(path, as_version=4)
+    assert not any(cell.get("outputs") or cell.get("execution_count")
+                   for cell in notebook.cells if cell.cell_type == "code"), \
+        f"{path.name} holds outputs: clear them before committing"
+    NotebookClient(notebook, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert sum(1 for o in outputs if "image/png" in o.get("data", {})) == 2  # the two figures
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS

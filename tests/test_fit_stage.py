@@ -56,6 +56,11 @@ def test_mixed_extractor_versions_or_settings_are_refused(tmp_path):
     table.to_csv(tmp_path / "old.csv", index=False)
     with pytest.raises(ValueError, match="extractor version 0.*rebuild"):
         tables.read_sources([tmp_path / "old.csv"])
+    table = pd.read_csv(VGG, dtype=str)
+    table.loc[5, "baselines_version"] = "2"
+    table.to_csv(tmp_path / "baselines.csv", index=False)
+    with pytest.raises(ValueError, match="mix baselines_version values"):
+        tables.read_sources([tmp_path / "baselines.csv"])
     with pytest.raises(ValueError, match="appears twice"):
         tables.read_sources([VGG, VGG])
     pd.DataFrame({"x": [1]}).to_csv(tmp_path / "other.csv", index=False)

@@ -1,8 +1,9 @@
 """Feature tables for the fit stage: read committed CSVs or PGDL task folders, check that they
 were made the same way, and keep the models a regression can use (saying which were dropped).
 
-A task folder's models are measured once and cached by joblib under features_cache/joblib
-(git-ignored), keyed by the weights file, the training data and the extractor version.
+A task folder's models are measured once (signatures and baselines, as the zoo measures its
+pools) and cached by joblib under features_cache/joblib (git-ignored), keyed by the model's
+files, the training data and the extractor and baseline versions.
 """
 
 import hashlib
@@ -11,9 +12,10 @@ import pathlib
 import numpy as np
 import pandas as pd
 
-from demogen import EXTRACTOR_VERSION, extract_margins, pgdl
+from demogen import EXTRACTOR_VERSION, pgdl
 from demogen.margins import DEFAULTS
 from demogen.tasks import configs_candidates
+from fit.baselines import BASELINES_VERSION
 from fit.presets import PRESETS
 
 REPOSITORY = pathlib.Path(__file__).resolve().parents[1]
@@ -49,21 +51,16 @@ def _file_digest(paths):
     return digest.hexdigest()
 
 
-def _model_row(task_dir, model_id, model_sha256, data_sha256, extractor_version):
-    """The feature row of one model of a task folder (the digests of its files and of the
-    training data only key joblib's cache)."""
-    from fit.zoo import feature_columns, weights_digest
+def _model_row(task_dir, model_id, model_sha256, data_sha256, versions):
+    """The feature row of one model of a task folder: signature and baseline columns (the
+    digests of its files and of the training data, and the versions, only key joblib's cache)."""
+    from fit.zoo import measure, weights_digest
 
-    dataset = pgdl.load_dataset(task_dir, "train")
     model = pgdl.load_model(task_dir, model_id)
-    row = {"extractor_version": extractor_version, "n_examples": DEFAULTS["n_examples"],
-           "sample_seed": DEFAULTS["seed"], "weights_digest": weights_digest(model)}
-    try:
-        margins = extract_margins(model, dataset)
-        row.update(layers=" ".join(margins.layers), error="", **feature_columns(margins))
-    except ValueError as error:
-        row.update(error=str(error))
-    return row
+    signature, baselines = measure(model, pgdl.load_dataset(task_dir, "train"))
+    return {"extractor_version": EXTRACTOR_VERSION, "n_examples": DEFAULTS["n_examples"],
+            "sample_seed": DEFAULTS["seed"], "weights_digest": weights_digest(model),
+            **signature, **baselines}
 
 
 def read_task(task_dir, cache_dir=CACHE_DIR, progress=True):
@@ -91,7 +88,7 @@ def read_task(task_dir, cache_dir=CACHE_DIR, progress=True):
         metrics = configs[model_id]["metrics"]
         rows.append({"task": task_dir.name, "model_id": model_id, "preset": "",
                      **measure(str(task_dir.resolve()), model_id, _file_digest(model_files),
-                               data_sha, EXTRACTOR_VERSION),
+                               data_sha, (EXTRACTOR_VERSION, BASELINES_VERSION)),
                      **{f"hp.{k}": v for k, v in hparams[model_id].items()},
                      "train_acc": metrics["train_acc"], "test_acc": metrics["test_acc"],
                      "gap": metrics["train_acc"] - metrics["test_acc"]})

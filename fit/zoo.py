@@ -50,15 +50,15 @@ def feature_columns(margins):
     return columns
 
 
-def measure(model, x, labels):
-    """What a trained model's row gets from its training data: (signature columns, with the
-    reason in "error" when there is no signature; baseline columns, whenever the margins could
-    be extracted)."""
+def measure(model, data):
+    """What a trained model's row gets from its training data (a dataset or (inputs, labels)):
+    (signature columns, with the reason in "error" when there is no signature; baseline
+    columns, whenever the margins could be extracted)."""
     try:
-        margins = extract_margins(model, (x, labels))
+        margins = extract_margins(model, data)
     except ValueError as error:  # e.g. training diverged: the fit stage drops such rows
         return {"layers": "", "error": str(error)}, {"baselines_version": BASELINES_VERSION}
-    baselines = baseline_columns(model, margins, *sampled_examples(model, (x, labels), margins))
+    baselines = baseline_columns(model, margins, *sampled_examples(model, data, margins))
     try:
         return {"layers": " ".join(margins.layers), "error": "",
                 **feature_columns(margins)}, baselines
@@ -132,7 +132,7 @@ def train_model(preset, task, model_id, hparams, task_dir, data_dir=None):
            "sample_seed": DEFAULTS["seed"], "weights_digest": weights_digest(model),
            **{f"hp.{name}": value for name, value in hparams.items()},
            "train_acc": train_acc, "test_acc": test_acc, "gap": train_acc - test_acc}
-    signature, baselines = measure(model, x, labels)
+    signature, baselines = measure(model, (x, labels))
     row.update(**signature, **baselines)
     row["seconds"] = round(time.perf_counter() - start, 1)
     pgdl.write_json(model_dir / "done.json", row)
@@ -265,7 +265,7 @@ def add_baselines(preset, row, task_dir, data_dir=None):
                          "differs); retrain the pool into a fresh folder")
     x, labels, _, _ = task_data(preset.n_train, preset.data_seed, preset.tasks[row["task"]],
                                 data_dir)
-    return {**row, **measure(model, x, labels)[1]}
+    return {**row, **measure(model, (x, labels))[1]}
 
 
 def backfill(preset_name, out, workers=2, features="features_cache", data_dir=None,

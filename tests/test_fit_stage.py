@@ -11,7 +11,7 @@ from pgdl_task import small_cnn
 
 from demogen import coefficients, margin_signature, pgdl
 from demogen.cli import main
-from fit import ablations, freeze, tables
+from fit import ablations, freeze, tables, zoo
 
 VGG = tables.REPOSITORY / "features_cache" / "vgg.csv"
 
@@ -157,11 +157,12 @@ def test_task_folder_features_are_measured_once_then_cached(task, cache, monkeyp
     assert row["gap"] == pytest.approx(row["train_acc"] - row["test_acc"])
     expected = margin_signature(pgdl.load_model(task, "7"), pgdl.load_dataset(task))
     np.testing.assert_allclose(row[ablations.QUARTILES].to_numpy(float), expected.values)
+    assert (table["baselines_version"] == 1).all() and "jacobian.q2" in table.columns
 
     def refuse(*args, **kwargs):
         raise RuntimeError("measured again")
 
-    monkeypatch.setattr(tables, "extract_margins", refuse)
+    monkeypatch.setattr(zoo, "extract_margins", refuse)
     again = tables.read_task(task, cache, progress=False)
     pd.testing.assert_frame_equal(again, table)
     pgdl.write_model(task / "model_3", small_cnn(99), (6, 6, 1))  # new weights: measured anew

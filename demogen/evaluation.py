@@ -50,10 +50,10 @@ def _measure(function):
         return None, str(error)
 
 
-def score_task(predictions, configs):
-    """{"cmi", "kendall_tau", "granulated_psi", "n_models"} of one task; an undefined score is
-    None and its reason is in "undefined"."""
-    hparams = pgdl.hparam_values(configs)
+def score_task(predictions, configs, hparams):
+    """{"cmi", "kendall_tau", "granulated_psi", "n_models"} of one task (`hparams` as
+    pgdl.hparam_values(configs) gives them); an undefined score is None and its reason is in
+    "undefined"."""
     ids = list(hparams)
     gaps = [configs[i]["metrics"]["train_acc"] - configs[i]["metrics"]["test_acc"] for i in ids]
     rows = [hparams[i] for i in ids]
@@ -77,11 +77,12 @@ def score_predictions(predictions_dir, tasks_dir, reference=None):
         with open(configs_path, encoding="utf-8") as handle:
             configs = json.load(handle)
         try:
-            ids = list(pgdl.hparam_values(configs))
+            hparams = pgdl.hparam_values(configs)
         except ValueError as error:
             raise ValueError(f"task {task} ({configs_path}): {error}") from None
-        values = read_predictions(pathlib.Path(predictions_dir) / f"{task}.predict", task, ids)
-        results[task] = score_task(values, configs)
+        values = read_predictions(pathlib.Path(predictions_dir) / f"{task}.predict", task,
+                                  list(hparams))
+        results[task] = score_task(values, configs, hparams)
     mean = {}
     for name in METRICS:
         defined = [r[name] for r in results.values() if r[name] is not None]

@@ -7,6 +7,7 @@ import dataclasses
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import r2_score
 
 from demogen import scoring
 from demogen.layers import SLOTS
@@ -124,11 +125,6 @@ def per_layer(table, seed=0):
     return pd.DataFrame(results)
 
 
-def _r2(prediction, target):
-    target = np.asarray(target, dtype=float)
-    return 1.0 - np.sum((target - prediction) ** 2) / np.sum((target - target.mean()) ** 2)
-
-
 def _score(function, *args):
     try:
         return function(*args)
@@ -153,7 +149,7 @@ def competition_view(table, row=TABLE1[0], seed=0):
         for kind, prediction in predictions.items():
             p, g = prediction[index], rows["gap"].to_numpy()
             results.append({"task": task, "label_noise": rows["label_noise"].iloc[0],
-                            "predictions": kind, "n_models": len(rows), "r2": _r2(p, g),
+                            "predictions": kind, "n_models": len(rows), "r2": r2_score(g, p),
                             "kendall_tau": _score(scoring.kendall_tau, p, g),
                             "cmi": _score(scoring.conditional_mutual_information, p, g,
                                           hparams)})

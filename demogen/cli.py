@@ -86,7 +86,7 @@ def cmd_demo(args):
     import pathlib
     import tempfile
 
-    from fit import zoo
+    from demogen_fit import zoo
 
     from demogen.bundle import write_bundle
     from demogen.evaluation import score_predictions
@@ -160,21 +160,42 @@ def cmd_score(args):
 
 
 def cmd_zoo(args):
-    """Train a preset's grid of Fashion-MNIST models into PGDL-format task folders under --out
-    (resumable: finished models are never retrained), and write its feature table and each
-    task's model_configs.json under --features; rows made before the baseline features existed
-    get them from the trained models."""
-    from fit import zoo
+    """Train a preset's tasks into PGDL-format task folders under --out (resumable: finished
+    models are never retrained), and write its feature table, side files and each task's
+    model_configs.json under --features; rows made before the baseline features existed get
+    them from the trained models. With --pilot, train only the fastest and the slowest
+    configuration of every task into --out (a scratch folder) and print the projected cost."""
+    from demogen_fit import zoo
 
-    options = {"workers": args.workers, "features": args.features, "data_dir": args.data_dir}
-    zoo.run(args.preset, args.out, **options)
-    rows = zoo.backfill(args.preset, args.out, **options)
+    options = {"workers": args.workers, "data_dir": args.data_dir, "tasks": args.task or ()}
+    if args.pilot:
+        rows = zoo.pilot(args.preset, args.out, **options)
+        _print_pilot(rows, args.workers)
+        return 0
+    zoo.run(args.preset, args.out, features=args.features, **options)
+    rows = zoo.backfill(args.preset, args.out, args.workers, args.features, args.data_dir)
     gaps = [row["gap"] for row in rows]
     failed = sum(1 for row in rows if row["error"])
     print(f"{args.preset}: {len(rows)} models in {args.out}, gap from {min(gaps):.3f} to "
           f"{max(gaps):.3f}; features in {args.features}/{args.preset}.csv"
           + (f"; {failed} without features (see the error column)" if failed else ""))
     return 0
+
+
+def _print_pilot(rows, workers):
+    print(f"{'task':<20}{'config':>9}{'id':>4}{'seconds':>9}{'epochs':>8}{'fitted':>8}"
+          f"{'train':>7}{'test':>7}  hyperparameters")
+    for row in rows:
+        hparams = ", ".join(f"{k[3:]}={v}" for k, v in row.items() if k.startswith("hp."))
+        print(f"{row['task']:<20}{row['which']:>9}{row['model_id']:>4}{row['seconds']:>9.1f}"
+              f"{row['epochs']:>8}{row['reached_stop']:>8}{row['train_acc']:>7.3f}"
+              f"{row['test_acc']:>7.3f}  {hparams}")
+    tasks = {row["task"]: row["projected_task_seconds"] for row in rows}
+    for task, seconds in tasks.items():
+        print(f"projected {task}: {seconds / 60:.0f} min of one worker")
+    total = sum(tasks.values())
+    print(f"projected in all: {total / 3600:.1f} h of one worker, {total / 3600 / workers:.1f} h "
+          f"with {workers} workers")
 
 
 def _print_frame(title, frame):
@@ -188,11 +209,10 @@ def cmd_fit(args):
     print the fit quality and write the frozen coefficient file."""
     import warnings
 
-    from fit import ablations, freeze, tables
+    from demogen_fit import ablations, freeze, tables
 
     sources = args.sources or [tables.PRIMARY_POOL]
-    table = tables.read_sources(sources, cache_dir=args.cache or tables.CACHE_DIR,
-                                 progress=not args.json)
+    table = tables.read_sources(sources, cache=args.cache, progress=not args.json)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         frozen, _, _, figures, dropped = freeze.fit(table, sources, args.transform, args.seed)
@@ -285,12 +305,18 @@ def build_parser():
     zoo = commands.add_parser("zoo", help="train a preset's model pool into PGDL task folders",
                               description=cmd_zoo.__doc__)
     zoo.add_argument("--preset", required=True,
-                     help="the pool to train: nin (primary), vgg or tiny (see the README)")
+                     help="the pool to train: corpus, nin, vgg or tiny (see the README)")
+    zoo.add_argument("--task", nargs="+", metavar="NAME",
+                     help="train only these tasks of the preset (default: all)")
+    zoo.add_argument("--pilot", action="store_true",
+                     help="train only the fastest and slowest configuration of every task into "
+                          "--out (scratch) and print the projected cost")
     zoo.add_argument("--out", required=True, help="folder for the task folders (weights live "
                                                   "here; never commit them)")
     zoo.add_argument("--workers", type=int, default=2, help="parallel processes, one thread each")
     zoo.add_argument("--features", default="features_cache",
-                     help="folder for the feature table (default %(default)s)")
+                     help="folder for the feature table, side files and model_configs.json "
+                          "(default: %(default)s in the current folder)")
     zoo.add_argument("--data-dir", help="folder with the Fashion-MNIST .gz files")
     zoo.set_defaults(run=cmd_zoo)
 
@@ -308,8 +334,8 @@ def build_parser():
                      help="also print the paper's Table 1 for this pool and its context")
     fit.add_argument("--seed", type=int, default=0, help="seed of the 10-fold splits")
     fit.add_argument("--cache", default=None,
-                     help="joblib cache for task folders' features (default "
-                          "features_cache/joblib)")
+                     help="joblib cache for task folders' features (default: $DEMOGEN_CACHE, "
+                          "else ~/.cache/demogen/joblib)")
     fit.set_defaults(run=cmd_fit)
     return parser
 

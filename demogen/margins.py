@@ -45,19 +45,27 @@ class Signature:
 
 @dataclasses.dataclass(frozen=True)
 class Margins:
-    """Per-example distances at the four layer slots (input, h1, h2, h3) of one model.
+    """Per-example margins at the four layer slots (input, h1, h2, h3) of one model.
 
-    distances: (4, n) signed, unnormalized d(x^l); NaN where the gradient vanishes.
+    gradient_norms: (4, n) || grad_{x^l} (f_i - f_j) || at each slot.
     total_variation: (4,) the sum of per-coordinate variances of each layer's activations over
         the same n examples.
     output_margin: (n,) f_i - f_j, positive where the example is classified correctly.
     """
-    distances: np.ndarray
+    gradient_norms: np.ndarray
     total_variation: np.ndarray
     output_margin: np.ndarray
     layers: list
     settings: dict
     notes: list
+
+    @property
+    def distances(self):
+        """(4, n) signed, unnormalized d(x^l) = output margin / gradient norm; NaN where the
+        gradient vanishes."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(self.gradient_norms > 0, self.output_margin / self.gradient_norms,
+                            np.nan)
 
     def normalized(self):
         """Distances divided by the square root of each layer's total variation."""
@@ -189,17 +197,16 @@ def extract_margins(model, data, *, n_examples=DEFAULTS["n_examples"], seed=DEFA
 
     margin = np.concatenate(margins).astype(np.float64)
     by_tap = {k: np.concatenate(n).astype(np.float64) for k, n in zip(taps, norms)}
-    with np.errstate(divide="ignore", invalid="ignore"):
-        distances = np.stack([np.where(by_tap[k] > 0, margin / by_tap[k], np.nan) for k in slots])
-    vanished = int(np.isnan(distances).any(axis=0).sum())
+    gradient_norms = np.stack([by_tap[k] for k in slots])
+    vanished = int((~(gradient_norms > 0)).any(axis=0).sum())
     if vanished:
         notes.append(f"{vanished} example(s) with a zero margin gradient were left out")
     variation = {k: v.value for k, v in zip(taps, variations)}
     settings = {"n_examples": n_examples, "n_sampled": int(len(inputs)), "seed": seed,
                 "batch_size": batch_size, "layer_rule": "default" if layers is None else "user",
                 "extractor_version": EXTRACTOR_VERSION}
-    return Margins(distances, np.array([variation[k] for k in slots]), margin, labels, settings,
-                   notes)
+    return Margins(gradient_norms, np.array([variation[k] for k in slots]), margin, labels,
+                   settings, notes)
 
 
 def _check_reproduces(model, x, output):

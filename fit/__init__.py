@@ -1,3 +1,3 @@
 """The offline stage: training reference models, building feature tables, fitting regressions.
 
-fit imports demogen; demogen's shipped modules never import fit."""
+Installed as demogen_fit. It imports demogen; demogen's shipped modules never import it."""

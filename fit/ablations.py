@@ -12,7 +12,7 @@ from sklearn.metrics import r2_score
 from demogen import scoring
 from demogen.layers import SLOTS
 from demogen.signature import STATISTICS
-from fit import regression, tables
+from demogen_fit import regression, tables
 
 PAPER_COLUMN = "paper CNN+CIFAR-10 (adj R2 / 10-fold R2 / MSE 1e-3)"
 PAPER = {"qrt+log": "0.94 / 0.90 / 1.5", "qrt+log+unnorm": "0.89 / 0.86 / 2.0",

@@ -9,7 +9,7 @@ from demogen import coefficients, pgdl
 from demogen.layers import SLOTS
 from demogen.margins import DEFAULTS
 from demogen.signature import feature_names
-from fit import ablations, regression, tables
+from demogen_fit import ablations, regression, tables
 
 DEFAULT_OUT = "coefficients.json"
 

@@ -1,32 +1,46 @@
-"""Model pools: the architectures and the full hyperparameter grids that `demogen zoo` trains.
+"""Model pools: the tasks `demogen zoo` trains, each a complete hyperparameter grid.
 
-Every preset is one or more PGDL tasks on Fashion-MNIST, one task per label-noise level (a task's
-training split, labels included, is shared by all its models). Within a task the grid over
-`grid` is complete: every combination once. The model id is the combination's position in the
-grid (itertools.product order over the sorted hyperparameter names).
+A preset is a list of tasks. A task is one PGDL task: one architecture family on one data source
+(with its label noise), a grid over `grid` (every combination once, no seed axis unless the
+preset says so), fixed architecture settings, and the training protocol (demogen_fit.train). The
+model id is the combination's position in the grid (itertools.product order over the sorted
+hyperparameter names); model <id> is initialized, shuffled and augmented with seed int(id).
 """
 
 import dataclasses
 import itertools
 
-import tensorflow as tf
-
-L = tf.keras.layers
+from demogen_fit.sources import INPUT_SHAPES, SOURCES
 
 
 @dataclasses.dataclass(frozen=True)
-class Preset:
-    """A pool: `tasks` maps task names to their label-noise fraction; `grid` maps hyperparameter
-    names to their values; the rest are training settings shared by every model."""
+class Task:
+    """One PGDL task of a pool.
+
+    grid: {hyperparameter: values} (architecture arguments, or learning_rate, batch_size,
+        augmentation); fixed: architecture arguments constant in the task.
+    learning_rate, batch_size: used unless the grid varies them.
+    epochs: the epoch cap; stop_at: the training accuracy that ends training (None: always run
+        `epochs`). lockbox: kept out of the transfer evaluation until its one final run.
+    """
     name: str
+    family: str
     architecture: str
-    tasks: dict
-    grid: dict
+    source: str
     n_train: int
+    grid: dict
     epochs: int
-    batch_size: int = 128
+    fixed: dict = dataclasses.field(default_factory=dict)
+    label_noise: float = 0.0
     learning_rate: float = 0.05
+    batch_size: int = 128
+    stop_at: float = None
     data_seed: int = 0
+    lockbox: bool = False
+
+    @property
+    def input_shape(self):
+        return INPUT_SHAPES[self.source]
 
     def combinations(self):
         """(model id, hyperparameters) for every combination of the grid."""
@@ -34,58 +48,116 @@ class Preset:
         for index, values in enumerate(itertools.product(*(self.grid[n] for n in names))):
             yield str(index), dict(zip(names, values))
 
+    def training(self, hparams):
+        """The training settings of one model: learning rate, batch size, augmentation."""
+        return {"learning_rate": hparams.get("learning_rate", self.learning_rate),
+                "batch_size": hparams.get("batch_size", self.batch_size),
+                "augment": bool(hparams.get("augmentation", 0))}
 
-def nin(width, batch_norm, dropout, weight_decay, **_):
-    """Network-in-Network without max-pool (method.md section 7): three blocks of a 3x3 stride-2
-    conv and two 1x1 convs, dropout after the first two blocks, a 4x4 conv to the logits."""
-    regularizer = tf.keras.regularizers.L2(weight_decay) if weight_decay else None
-    layers = [tf.keras.Input((28, 28, 1))]
-    for block in range(3):
-        for size, stride in ((3, 2), (1, 1), (1, 1)):
-            layers.append(L.Conv2D(width, size, strides=stride, padding="same",
-                                   use_bias=not batch_norm, kernel_regularizer=regularizer))
-            if batch_norm:
-                layers.append(L.BatchNormalization())
-            layers.append(L.ReLU())
-        if dropout and block < 2:
-            layers.append(L.Dropout(dropout))
-    layers += [L.Conv2D(10, 4, padding="valid", kernel_regularizer=regularizer), L.Flatten()]
-    return tf.keras.Sequential(layers)
+    def architecture_arguments(self, hparams):
+        training = ("learning_rate", "batch_size", "augmentation")
+        return {**self.fixed, **{k: v for k, v in hparams.items() if k not in training}}
+
+    def definition(self):
+        """A JSON-ready description (what a committed manifest records and compares)."""
+        return {key: (list(value) if isinstance(value, tuple) else value)
+                for key, value in dataclasses.asdict(self).items()} | {
+            "grid": {name: list(values) for name, values in self.grid.items()}}
 
 
-def vgg(filters, dropout, conv_blocks, **_):
-    """VGG-like, as the competition's Fashion-MNIST task: blocks of two 3x3 convs and a max-pool
-    (filters doubling per block), then dense 128 with dropout, then the logits."""
-    layers = [tf.keras.Input((28, 28, 1))]
-    for block in range(conv_blocks):
-        layers += [L.Conv2D(filters * 2 ** block, 3, padding="same", activation="relu"),
-                   L.Conv2D(filters * 2 ** block, 3, padding="same", activation="relu"),
-                   L.MaxPooling2D()]
-    layers += [L.Flatten(), L.Dense(128, activation="relu"), L.Dropout(dropout), L.Dense(10)]
-    return tf.keras.Sequential(layers)
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """A pool: its tasks, whether its rows get the baseline features of the ablations
+    (demogen_fit.baselines), and a line on what it is for."""
+    name: str
+    tasks: tuple
+    baselines: bool = True
+    description: str = ""
+
+    def task(self, name):
+        for task in self.tasks:
+            if task.name == name:
+                return task
+        raise ValueError(f"preset {self.name!r} has no task {name!r}; its tasks are "
+                         f"{', '.join(t.name for t in self.tasks)}")
 
 
-def tiny(width, dropout, **_):
-    """Two strided convs and the logits: trains in about a second."""
-    return tf.keras.Sequential([
-        tf.keras.Input((28, 28, 1)),
-        L.Conv2D(width, 3, strides=2, activation="relu"),
-        L.Conv2D(width, 3, strides=2, activation="relu"),
-        L.Dropout(dropout), L.Flatten(), L.Dense(10)])
+def _check(preset):
+    for task in preset.tasks:
+        if task.source not in SOURCES:
+            raise ValueError(f"task {task.name}: unknown source {task.source!r}")
+    names = [task.name for task in preset.tasks]
+    if len(set(names)) != len(names):
+        raise ValueError(f"preset {preset.name}: duplicate task names")
+    return preset
 
 
-ARCHITECTURES = {"nin": nin, "vgg": vgg, "tiny": tiny}
+NIN_GRID = {"width": (16, 32, 48), "batch_norm": (0, 1), "dropout": (0.0, 0.2, 0.5),
+            "weight_decay": (0.0, 0.0005), "augmentation": (0, 1), "seed": (0, 1)}
 
-PRESETS = {preset.name: preset for preset in [
-    Preset("nin", "nin", tasks={"nin_clean": 0.0, "nin_noise20": 0.2},
-           grid={"width": (16, 32, 48), "batch_norm": (0, 1), "dropout": (0.0, 0.2, 0.5),
-                 "weight_decay": (0.0, 0.0005), "augmentation": (0, 1), "seed": (0, 1)},
-           n_train=2000, epochs=30),
-    Preset("vgg", "vgg", tasks={"vgg_clean": 0.0},
-           grid={"filters": (16, 32), "dropout": (0.0, 0.5), "conv_blocks": (1, 3),
-                 "learning_rate": (0.01, 0.05), "batch_size": (32, 512)},
-           n_train=2000, epochs=20),
-    Preset("tiny", "tiny", tasks={"tiny": 0.0},
-           grid={"width": (4, 8), "dropout": (0.0, 0.5), "seed": (0, 1)},
-           n_train=256, epochs=2, batch_size=64),
+PRESETS = {preset.name: _check(preset) for preset in [
+    Preset("nin", tuple(
+        Task(name, "nin", "nin", "fmnist", 2000, NIN_GRID, 30, label_noise=noise)
+        for name, noise in (("nin_clean", 0.0), ("nin_noise20", 0.2))),
+        description="the primary reference pool (30 epochs, under-trained)"),
+    Preset("vgg", (Task("vgg_clean", "vgg", "vgg_pgdl", "fmnist", 2000,
+                        {"filters": (16, 32), "dropout": (0.0, 0.5), "conv_blocks": (1, 3),
+                         "learning_rate": (0.01, 0.05), "batch_size": (32, 512)}, 20),),
+           description="a transfer family like PGDL's Fashion-MNIST task (20 epochs)"),
+    Preset("tiny", (Task("tiny", "tiny", "tiny", "fmnist", 256,
+                         {"width": (4, 8), "dropout": (0.0, 0.5), "seed": (0, 1)}, 2,
+                         batch_size=64),),
+           description="8 models in about a second each, for the tests"),
 ]}
+
+
+def _corpus():
+    """The transfer corpus (README, "The corpus"): PGDL-style tasks over four architecture
+    families and three data sources, every model trained until it fits its training data."""
+    fit = {"stop_at": 0.99}
+    allconv = {"width": (16, 24), "depth": (2, 3), "dropout": (0.0, 0.2),
+               "weight_decay": (0.0, 0.0005), "learning_rate": (0.03, 0.06)}
+    mlp = {"width": (128, 512), "depth": (1, 3), "dropout": (0.0, 0.3),
+           "weight_decay": (0.0, 0.0001), "learning_rate": (0.02, 0.1), "batch_size": (32, 128)}
+    return (
+        Task("vgg_fmnist", "vgg", "vgg", "fmnist", 1000,
+             {"width": (8, 16), "depth": (1, 2), "dropout": (0.0, 0.5),
+              "weight_decay": (0.0, 0.0005), "learning_rate": (0.01, 0.03),
+              "batch_size": (32, 128)}, 60, **fit),
+        Task("nin_fmnist", "nin", "nin", "fmnist", 1000,
+             {"width": (16, 32), "batch_norm": (0, 1), "dropout": (0.0, 0.3),
+              "weight_decay": (0.0, 0.0005), "augmentation": (0, 1),
+              "learning_rate": (0.01, 0.03)}, 80, batch_size=64, **fit),
+        Task("nin_fmnist_noise", "nin", "nin", "fmnist", 1000,
+             {"width": (16, 32), "depth": (2, 3), "batch_norm": (0, 1), "dropout": (0.0, 0.3),
+              "weight_decay": (0.0, 0.0005), "learning_rate": (0.01, 0.03)}, 100,
+             label_noise=0.1, batch_size=64, **fit),
+        Task("allconv_color", "allconv", "allconv", "fmnist_color", 1000, allconv, 80,
+             fixed={"batch_norm": 0}, batch_size=64, **fit),
+        Task("allconv_color_bn", "allconv", "allconv", "fmnist_color", 1000, allconv, 80,
+             fixed={"batch_norm": 1}, batch_size=64, **fit),
+        Task("vgg_mnist1d", "vgg", "vgg", "mnist1d", 2000,
+             {"width": (16, 32), "depth": (1, 3), "dropout": (0.0, 0.5),
+              "weight_decay": (0.0, 0.0005), "learning_rate": (0.01, 0.03),
+              "batch_size": (32, 128)}, 80, **fit),
+        Task("allconv_mnist1d", "allconv", "allconv", "mnist1d", 2000,
+             {"width": (16, 32), "depth": (2, 3), "batch_norm": (0, 1), "dropout": (0.0, 0.2),
+              "weight_decay": (0.0, 0.0005), "learning_rate": (0.02, 0.05)}, 80,
+             batch_size=64, **fit),
+        Task("mlp_mnist1d", "mlp", "mlp", "mnist1d", 2000, mlp, 100, **fit),
+        Task("mlp_digits", "mlp", "mlp", "digits", 600, mlp, 150, label_noise=0.1, **fit),
+        Task("vgg_digits", "vgg", "vgg", "digits", 600,
+             {"width": (16, 32), "depth": (1, 2), "dropout": (0.0, 0.5),
+              "weight_decay": (0.0, 0.0005), "learning_rate": (0.02, 0.05)}, 150,
+             label_noise=0.1, batch_size=32, **fit),
+        # lockbox: family and source pairs no other task uses; left out of `demogen evaluate`
+        # until its one final run
+        Task("nin_mnist1d", "nin", "nin", "mnist1d", 2000,
+             {"width": (16, 32), "depth": (2, 3), "batch_norm": (0, 1), "dropout": (0.0, 0.3),
+              "learning_rate": (0.01, 0.03)}, 80, batch_size=64, lockbox=True, **fit),
+        Task("mlp_fmnist", "mlp", "mlp", "fmnist", 1000, mlp, 100, lockbox=True, **fit),
+    )
+
+
+PRESETS["corpus"] = _check(Preset("corpus", _corpus(), baselines=False,
+                                  description="the transfer corpus: many tasks, fitted"))

@@ -1,26 +1,36 @@
 """Feature tables for the fit stage: read committed CSVs or PGDL task folders, check that they
 were made the same way, and keep the models a regression can use (saying which were dropped).
 
-A task folder's models are measured once (signatures and baselines, as the zoo measures its
-pools) and cached by joblib under features_cache/joblib (git-ignored), keyed by the model's
+A task folder's models are measured once (every feature and the baselines, as the zoo measures
+its pools) and cached by joblib in the user's cache folder (`cache_dir`), keyed by the model's
 files, the training data and the extractor and baseline versions.
 """
 
 import hashlib
+import os
 import pathlib
 
 import numpy as np
 import pandas as pd
 
 from demogen import EXTRACTOR_VERSION, pgdl
+from demogen.features import FEATURES_VERSION
 from demogen.margins import DEFAULTS
 from demogen.tasks import configs_candidates
-from fit.baselines import BASELINES_VERSION
-from fit.presets import PRESETS
+from demogen_fit.baselines import BASELINES_VERSION
+from demogen_fit.presets import PRESETS
 
 REPOSITORY = pathlib.Path(__file__).resolve().parents[1]
 PRIMARY_POOL = REPOSITORY / "features_cache" / "nin.csv"
-CACHE_DIR = REPOSITORY / "features_cache" / "joblib"
+
+
+def cache_dir():
+    """joblib's cache of task folders' features: $DEMOGEN_CACHE, else the user's cache folder
+    ($XDG_CACHE_HOME/demogen or ~/.cache/demogen), never inside the committed features_cache/."""
+    if os.environ.get("DEMOGEN_CACHE"):
+        return pathlib.Path(os.environ["DEMOGEN_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache"
+    return pathlib.Path(base).expanduser() / "demogen" / "joblib"
 SETTINGS = ("extractor_version", "n_examples", "sample_seed")
 TEXT_COLUMNS = {"task": str, "model_id": str, "preset": str, "weights_digest": str,
                 "layers": str, "error": str}
@@ -52,18 +62,23 @@ def _file_digest(paths):
 
 
 def _model_row(task_dir, model_id, model_sha256, data_sha256, versions):
-    """The feature row of one model of a task folder: signature and baseline columns (the
-    digests of its files and of the training data, and the versions, only key joblib's cache)."""
-    from fit.zoo import measure, weights_digest
+    """The feature row of one model of a task folder: every feature and the baselines (the
+    digests of its files and of the training data, and the versions, only key joblib's cache).
+    A model that cannot be loaded gets its reason in "error"."""
+    from demogen_fit.zoo import measure, weights_digest
 
-    model = pgdl.load_model(task_dir, model_id)
-    signature, baselines = measure(model, pgdl.load_dataset(task_dir, "train"))
-    return {"extractor_version": EXTRACTOR_VERSION, "n_examples": DEFAULTS["n_examples"],
-            "sample_seed": DEFAULTS["seed"], "weights_digest": weights_digest(model),
-            **signature, **baselines}
+    settings = {"extractor_version": EXTRACTOR_VERSION, "n_examples": DEFAULTS["n_examples"],
+                "sample_seed": DEFAULTS["seed"], "features_version": FEATURES_VERSION}
+    try:
+        model = pgdl.load_model(task_dir, model_id)
+    except (ValueError, OSError) as error:
+        return {**settings, "weights_digest": "", "layers": "", "feature_errors": "",
+                "error": f"the model could not be loaded: {error}"}
+    columns, _ = measure(model, pgdl.load_dataset(task_dir, "train"), baselines=True)
+    return {**settings, "weights_digest": weights_digest(model), **columns}
 
 
-def read_task(task_dir, cache_dir=CACHE_DIR, progress=True):
+def read_task(task_dir, cache=None, progress=True):
     """The feature table of a PGDL task folder (its model_configs.json gives gaps and
     hyperparameters); each model is measured once, then read from joblib's cache."""
     import joblib
@@ -77,7 +92,7 @@ def read_task(task_dir, cache_dir=CACHE_DIR, progress=True):
                                 "fit needs the models' train and test accuracies")
     hparams = pgdl.hparam_values(configs)
     data_sha = _file_digest(pgdl.shard_paths(task_dir / "dataset_1" / "train"))
-    measure = joblib.Memory(cache_dir, verbose=0).cache(_model_row)
+    measure = joblib.Memory(cache or cache_dir(), verbose=0).cache(_model_row)
     rows = []
     for model_id in tqdm(pgdl.model_ids(task_dir), desc=f"features {task_dir.name}",
                          unit="model", disable=not progress):
@@ -88,14 +103,14 @@ def read_task(task_dir, cache_dir=CACHE_DIR, progress=True):
         metrics = configs[model_id]["metrics"]
         rows.append({"task": task_dir.name, "model_id": model_id, "preset": "",
                      **measure(str(task_dir.resolve()), model_id, _file_digest(model_files),
-                               data_sha, (EXTRACTOR_VERSION, BASELINES_VERSION)),
+                               data_sha, (EXTRACTOR_VERSION, BASELINES_VERSION, FEATURES_VERSION)),
                      **{f"hp.{k}": v for k, v in hparams[model_id].items()},
                      "train_acc": metrics["train_acc"], "test_acc": metrics["test_acc"],
                      "gap": metrics["train_acc"] - metrics["test_acc"]})
     return pd.DataFrame(rows).assign(source=str(task_dir))
 
 
-def read_sources(sources=(), cache_dir=CACHE_DIR, progress=True):
+def read_sources(sources=(), cache=None, progress=True):
     """One table from feature CSVs and PGDL task folders (default: the primary reference pool);
     refuses tables made with different extractor versions or settings."""
     sources = list(sources) or [PRIMARY_POOL]
@@ -103,7 +118,7 @@ def read_sources(sources=(), cache_dir=CACHE_DIR, progress=True):
     for source in sources:
         path = pathlib.Path(source)
         if path.is_dir():
-            frames.append(read_task(path, cache_dir, progress))
+            frames.append(read_task(path, cache, progress))
         elif path.suffix == ".csv" or path.is_file():
             frames.append(read_csv(path))
         else:
@@ -117,8 +132,14 @@ def read_sources(sources=(), cache_dir=CACHE_DIR, progress=True):
         raise ValueError(f"model {first['task']}/{first['model_id']} appears twice; give each "
                          "pool once")
     check_settings(table)
-    return table.assign(label_noise=[PRESETS[p].tasks.get(t, np.nan) if p in PRESETS else np.nan
+    return table.assign(label_noise=[_label_noise(p, t)
                                      for p, t in zip(table["preset"], table["task"])])
+
+
+def _label_noise(preset, task):
+    """The label noise of a preset's task (NaN for a task folder or an unknown task)."""
+    known = {t.name: t.label_noise for t in PRESETS[preset].tasks} if preset in PRESETS else {}
+    return known.get(task, np.nan)
 
 
 def check_settings(table):
@@ -164,6 +185,8 @@ def hparam_columns(table):
 
 def configuration_groups(table):
     """A label per row that is shared by models differing only by their seed (same task, same
-    hyperparameters but hp.seed): the grouped k-fold keeps each group in one fold."""
+    hyperparameters but hp.seed): the grouped k-fold keeps each group in one fold. Pools with
+    different hyperparameters mix: a hyperparameter a pool does not have is empty there."""
     columns = ["task"] + [c for c in hparam_columns(table) if c != "hp.seed"]
-    return table[columns].astype(str).agg("|".join, axis=1).to_numpy()
+    cells = table[columns].astype(object).where(table[columns].notna(), "")
+    return cells.astype(str).agg("|".join, axis=1).to_numpy()

@@ -1,19 +1,30 @@
-"""Training small Fashion-MNIST classifiers (the demo now; the reference pools later)."""
+"""Training the pools' models as the competition's were: SGD with momentum 0.9 at a constant
+learning rate on the cross-entropy of the logits, until the model fits its training data.
+
+The stopping rule (`fit_to_data`): at the end of every epoch the model is evaluated in inference
+mode on the full, un-augmented training set with the labels it trains on; training stops at the
+first epoch whose accuracy reaches `stop_at` (e.g. 0.99), or at the epoch cap. A loss that turns
+NaN or infinite stops training at once (the model diverged).
+"""
+
+import dataclasses
 
 import numpy as np
 import tensorflow as tf
 
-from demogen.data import load_fashion_mnist
+INPUT_SHIFT = 2  # pixels, for data augmentation
 
 
-def fashion_mnist_subset(n_train, seed=0, data_dir=None):
-    """A seeded training subset and the full test set, as float32 images in [0, 1] of shape
-    (28, 28, 1) with integer labels."""
-    (x_train, y_train), (x_test, y_test) = load_fashion_mnist(data_dir)
-    chosen = np.sort(np.random.default_rng(seed).choice(len(x_train), n_train, replace=False))
-    scale = lambda images: (images[..., None] / np.float32(255)).astype(np.float32)  # noqa: E731
-    return (scale(x_train[chosen]), y_train[chosen].astype(np.int32)), \
-        (scale(x_test), y_test.astype(np.int32))
+@dataclasses.dataclass
+class History:
+    """What training did: per epoch, the training-set accuracy and cross-entropy (inference
+    mode, un-augmented; empty without a stopping rule), the epochs run, whether the stopping
+    criterion was met, and why training diverged (None if it did not)."""
+    accuracy: list
+    cross_entropy: list
+    epochs: int = 0
+    reached: bool = False
+    diverged: str = None
 
 
 def corrupt_labels(labels, fraction, n_classes=10, seed=0):
@@ -25,30 +36,86 @@ def corrupt_labels(labels, fraction, n_classes=10, seed=0):
     return labels
 
 
-def small_cnn(width=16, n_classes=10, input_shape=(28, 28, 1), seed=0):
-    """Two strided 3x3 conv layers, a dense layer, logits; weights initialized from `seed`."""
-    tf.keras.utils.set_random_seed(seed)
-    layers = tf.keras.layers
-    return tf.keras.Sequential([
-        tf.keras.Input(input_shape),
-        layers.Conv2D(width, 3, strides=2, activation="relu"),
-        layers.Conv2D(2 * width, 3, strides=2, activation="relu"),
-        layers.Flatten(),
-        layers.Dense(4 * width, activation="relu"),
-        layers.Dense(n_classes),
-    ])
-
-
-def train(model, x, y, epochs, seed=0, batch_size=64, learning_rate=1e-3):
-    """Train with Adam on cross-entropy of the logits; `seed` fixes the shuffling."""
-    tf.keras.utils.set_random_seed(seed)
-    model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate),
-                  loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(x, y, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0)
-    return model
+def scores(model, x, batch_size=1024):
+    """The model's logits on x, in inference mode."""
+    return np.concatenate([np.asarray(model(x[i:i + batch_size], training=False))
+                           for i in range(0, len(x), batch_size)])
 
 
 def accuracy(model, x, y, batch_size=1024):
     """Fraction of examples whose highest score is their label."""
-    scores = model.predict(x, batch_size=batch_size, verbose=0)
-    return float(np.mean(scores.argmax(axis=1) == y))
+    return float(np.mean(scores(model, x, batch_size).argmax(axis=1) == y))
+
+
+def evaluate(model, x, y):
+    """(accuracy, mean cross-entropy) of the model on (x, y) in inference mode."""
+    logits = scores(model, x)
+    loss = tf.keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
+    return float(np.mean(logits.argmax(axis=1) == y)), float(np.mean(loss))
+
+
+def batches(x, y, batch_size, seed, augment):
+    """Shuffled training batches (reshuffled every epoch, seeded); with `augment` (images only),
+    random shifts of up to 2 pixels and horizontal flips."""
+    data = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed)
+    if augment:
+        if x.ndim != 4:
+            raise ValueError("data augmentation (shifts and flips) is defined for images only")
+        shape = x.shape[1:]
+
+        @tf.autograph.experimental.do_not_convert  # plain TensorFlow ops: nothing to convert
+        def shift_and_flip(image, label):
+            padded = tf.pad(image, [[INPUT_SHIFT, INPUT_SHIFT], [INPUT_SHIFT, INPUT_SHIFT],
+                                    [0, 0]])
+            image = tf.image.random_crop(padded, shape, seed=seed)
+            return tf.image.random_flip_left_right(image, seed=seed), label
+        data = data.map(shift_and_flip)
+    return data.batch(batch_size)
+
+
+class _StopWhenFitted(tf.keras.callbacks.Callback):
+    """Evaluates the un-augmented training set after every epoch; stops at `stop_at`."""
+
+    def __init__(self, x, y, stop_at, history):
+        super().__init__()
+        self.x, self.y, self.stop_at, self.history = x, y, stop_at, history
+
+    def on_epoch_end(self, epoch, logs=None):
+        acc, loss = evaluate(self.model, self.x, self.y)
+        self.history.accuracy.append(acc)
+        self.history.cross_entropy.append(loss)
+        if not np.isfinite(loss):
+            self.history.diverged = f"the training loss became {loss} at epoch {epoch + 1}"
+            self.model.stop_training = True
+        elif acc >= self.stop_at:
+            self.history.reached = True
+            self.model.stop_training = True
+
+
+class _EpochCounter(tf.keras.callbacks.Callback):
+    def __init__(self, history):
+        super().__init__()
+        self.history = history
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.history.epochs = epoch + 1
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(loss) and self.history.diverged is None:
+            self.history.diverged = f"the training loss became {loss} at epoch {epoch + 1}"
+            self.model.stop_training = True
+
+
+def fit_to_data(model, x, y, *, learning_rate, batch_size, epochs, stop_at=None, seed=0,
+                augment=False):
+    """Train `model` (SGD, momentum 0.9, constant `learning_rate`, cross-entropy of the logits)
+    on (x, y) for at most `epochs` epochs, stopping once the training accuracy reaches `stop_at`
+    (None: run every epoch, no per-epoch evaluation). Returns the History."""
+    history = History([], [])
+    callbacks = [_EpochCounter(history)]
+    if stop_at is not None:
+        callbacks.append(_StopWhenFitted(x, y, stop_at, history))
+    model.compile(optimizer=tf.keras.optimizers.SGD(learning_rate, momentum=0.9),
+                  loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(batches(x, y, batch_size, seed, augment), epochs=epochs, shuffle=False, verbose=0,
+              callbacks=callbacks)
+    return history

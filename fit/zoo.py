@@ -1,14 +1,16 @@
-"""Train a preset's model pool into PGDL-format task directories, and extract its features.
+"""Train a preset's tasks into PGDL-format task folders, and measure every model once.
 
-Resumable: a model is finished once its row is in the preset's feature table or its
-model_<id>/done.json exists (written last, atomically); a finished model is never trained again,
-and a half-written model folder is redone. Models train in parallel processes with one thread
-each, seeded: model <id> of a task is initialized and shuffled with seed int(id). Rows made
-before the baseline features existed get them from the models on disk (`backfill`).
+Resumable: a model is finished once its row is in the preset's feature table (with the current
+extractor version, and its side file where the preset keeps them) or its model_<id>/done.json
+exists (written last, atomically); a finished model is never trained again, and a half-written
+model folder is redone. Every model trains in a worker process with one thread (also with one
+worker), seeded: model <id> of a task is initialized, shuffled and augmented with seed int(id),
+with TensorFlow's op determinism on, so a retrain gives the same weights whatever the number of
+workers. Rows made before the baseline features existed get them from the models on disk
+(`backfill`).
 """
 
 import csv
-import dataclasses
 import functools
 import hashlib
 import io
@@ -22,48 +24,17 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from demogen import EXTRACTOR_VERSION, extract_margins, pgdl
+from demogen import EXTRACTOR_VERSION, features, pgdl
 from demogen.margins import DEFAULTS
-from fit import train as training
-from fit.baselines import BASELINES_VERSION, baseline_columns, sampled_examples
-from fit.presets import ARCHITECTURES, PRESETS
+from demogen_fit import sidefiles, sources
+from demogen_fit import train as training
+from demogen_fit.architectures import ARCHITECTURES
+from demogen_fit.baselines import BASELINES_VERSION, baseline_columns, sampled_examples
+from demogen_fit.presets import PRESETS
 
-INPUT_SHAPE = (28, 28, 1)
-VARIANTS = [(statistic, normalize, signed) for statistic in ("quartile", "moment")
-            for normalize in (True, False) for signed in (False, True)]
-
-
-def variant_prefix(statistic, normalize, signed):
-    """Column prefix of a signature variant, e.g. "qrt" or "mom.unnorm.signed"."""
-    return ".".join(["qrt" if statistic == "quartile" else "mom"]
-                    + ([] if normalize else ["unnorm"]) + (["signed"] if signed else []))
-
-
-def feature_columns(margins):
-    """Every signature variant the extractor offers, as {column: value}."""
-    columns = {}
-    for statistic, normalize, signed in VARIANTS:
-        signature = margins.signature(statistic, normalize, signed)
-        prefix = variant_prefix(statistic, normalize, signed)
-        columns.update({f"{prefix}.{name}": float(value)
-                        for name, value in zip(signature.names, signature.values)})
-    return columns
-
-
-def measure(model, data):
-    """What a trained model's row gets from its training data (a dataset or (inputs, labels)):
-    (signature columns, with the reason in "error" when there is no signature; baseline
-    columns, whenever the margins could be extracted)."""
-    try:
-        margins = extract_margins(model, data)
-    except ValueError as error:  # e.g. training diverged: the fit stage drops such rows
-        return {"layers": "", "error": str(error)}, {"baselines_version": BASELINES_VERSION}
-    baselines = baseline_columns(model, margins, *sampled_examples(model, data, margins))
-    try:
-        return {"layers": " ".join(margins.layers), "error": "",
-                **feature_columns(margins)}, baselines
-    except ValueError as error:  # a layer with zero total variation (dead ReLUs)
-        return {"layers": "", "error": str(error)}, baselines
+MANIFEST = "zoo_manifest.json"  # inside each task folder: the competition's ingestion skips it
+TEXT_COLUMNS = ("task", "model_id", "preset", "weights_digest", "layers", "error",
+                "feature_errors")
 
 
 def weights_digest(model):
@@ -74,16 +45,44 @@ def weights_digest(model):
     return digest.hexdigest()
 
 
+def task_data(task, data_dir=None):
+    """A task's training inputs, the labels its models train on, and the test set."""
+    return _data(task.source, task.n_train, task.data_seed, task.label_noise, data_dir)
+
+
 @functools.lru_cache(maxsize=4)
-def task_data(n_train, data_seed, noise, data_dir):
-    """A task's training images, the labels its models train on, and the test set."""
-    (x, y), (x_test, y_test) = training.fashion_mnist_subset(n_train, data_seed, data_dir)
-    return x, training.corrupt_labels(y, noise, seed=data_seed), x_test, y_test
+def _data(source, n_train, seed, label_noise, data_dir):
+    x, y, x_test, y_test = sources.load(source, n_train, seed, data_dir)
+    return x, training.corrupt_labels(y, label_noise, seed=seed), x_test, y_test
+
+
+def measure(model, data, baselines=False):
+    """The feature columns of a trained model measured on its training data (a dataset or
+    (inputs, labels)), and its Measurement (None when the margins cannot be extracted, e.g. NaN
+    weights; the reason is then in "error"). Columns: layers, error, feature_errors (groups that
+    could not be computed, with the reason), every feature of demogen.features, and with
+    `baselines` the baseline columns of the ablations."""
+    try:
+        measurement = features.measure(model, data)
+    except (ValueError, np.linalg.LinAlgError) as error:
+        return {"layers": "", "error": str(error), "feature_errors": ""}, None
+    values, errors = features.compute(measurement)
+    columns = {"layers": " ".join(measurement.margins.layers), "error": "",
+               "feature_errors": "; ".join(f"{group}: {reason}" for group, reason in
+                                           errors.items()), **values}
+    if baselines:
+        try:
+            columns.update(baseline_columns(model, measurement.margins,
+                                            *sampled_examples(model, data, measurement.margins)))
+        except ValueError as error:  # e.g. a layer the spectral complexity is not defined for
+            columns["feature_errors"] = "; ".join(filter(None, [columns["feature_errors"],
+                                                                f"baselines: {error}"]))
+    return columns, measurement
 
 
 def _one_thread():
-    """Use one thread per process (so parallel workers do not compete); only possible before
-    TensorFlow has run anything in this process."""
+    """Use one thread in this process (so parallel workers do not compete, and every model is
+    computed the same way); only possible before TensorFlow has run anything in it."""
     try:
         tf.config.threading.set_intra_op_parallelism_threads(1)
         tf.config.threading.set_inter_op_parallelism_threads(1)
@@ -91,52 +90,53 @@ def _one_thread():
         pass
 
 
-def _batches(x, y, batch_size, seed, augment):
-    """Shuffled training batches; with `augment`, random shifts of up to 2 pixels and flips."""
-    data = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed)
-    if augment:
-        @tf.autograph.experimental.do_not_convert  # plain TensorFlow ops: nothing to convert
-        def shift_and_flip(image, label):
-            padded = tf.pad(image, [[2, 2], [2, 2], [0, 0]])
-            image = tf.image.random_crop(padded, INPUT_SHAPE, seed=seed)
-            return tf.image.random_flip_left_right(image, seed=seed), label
-        data = data.map(shift_and_flip)
-    return data.batch(batch_size)
-
-
-def train_model(preset, task, model_id, hparams, task_dir, data_dir=None):
-    """Train one model of the pool, write it into the task folder, return its feature row."""
+def train_model(preset, task, model_id, hparams, task_dir, features_dir, data_dir=None):
+    """Train one model, write it into the task folder (and its side file when the preset keeps
+    them), return its feature row."""
     _one_thread()
     start = time.perf_counter()
-    x, labels, x_test, y_test = task_data(preset.n_train, preset.data_seed, preset.tasks[task],
-                                          data_dir)
+    x, labels, x_test, y_test = task_data(task, data_dir)
     seed = int(model_id)
     tf.keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
-    model = ARCHITECTURES[preset.architecture](**hparams)
+    model = ARCHITECTURES[task.architecture](task.input_shape,
+                                             **task.architecture_arguments(hparams))
     model_dir = pathlib.Path(task_dir) / f"model_{model_id}"
     shutil.rmtree(model_dir, ignore_errors=True)  # a half-written model is redone
     model_dir.mkdir(parents=True)
     pgdl.write_weights_hdf5(model, model_dir / "weights_init.hdf5")
-    model.compile(optimizer=tf.keras.optimizers.SGD(
-        hparams.get("learning_rate", preset.learning_rate), momentum=0.9),
-        loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(_batches(x, labels, hparams.get("batch_size", preset.batch_size), seed,
-                       hparams.get("augmentation", 0)), epochs=preset.epochs, shuffle=False,
-              verbose=0)
-    train_acc = training.accuracy(model, x, labels)
-    test_acc = training.accuracy(model, x_test, y_test)
-    pgdl.write_model(model_dir, model, INPUT_SHAPE)
-    row = {"task": task, "model_id": model_id, "preset": preset.name, "seed": seed,
+    history = training.fit_to_data(model, x, labels, epochs=task.epochs, stop_at=task.stop_at,
+                                   seed=seed, **task.training(hparams))
+    train_correct = training.scores(model, x).argmax(axis=1) == labels
+    test_correct = training.scores(model, x_test).argmax(axis=1) == y_test
+    train_acc, test_acc = float(train_correct.mean()), float(test_correct.mean())
+    pgdl.write_model(model_dir, model, task.input_shape)
+    row = {"task": task.name, "model_id": model_id, "preset": preset.name, "seed": seed,
            "extractor_version": EXTRACTOR_VERSION, "n_examples": DEFAULTS["n_examples"],
-           "sample_seed": DEFAULTS["seed"], "weights_digest": weights_digest(model),
+           "sample_seed": DEFAULTS["seed"], "features_version": features.FEATURES_VERSION,
+           "weights_digest": weights_digest(model),
            **{f"hp.{name}": value for name, value in hparams.items()},
-           "train_acc": train_acc, "test_acc": test_acc, "gap": train_acc - test_acc}
-    signature, baselines = measure(model, (x, labels))
-    row.update(**signature, **baselines)
+           "train_acc": train_acc, "test_acc": test_acc, "gap": train_acc - test_acc,
+           **_training_metrics(task, history)}
+    columns, measurement = measure(model, (x, labels), preset.baselines)
+    if history.diverged:
+        columns["error"] = f"training diverged: {history.diverged}"
+    row.update(columns)
+    if task.stop_at is not None:
+        sidefiles.write(sidefiles.path(features_dir, preset.name, task.name, model_id),
+                        measurement, test_correct, train_correct, history)
     row["seconds"] = round(time.perf_counter() - start, 1)
     pgdl.write_json(model_dir / "done.json", row)
     return row
+
+
+def _training_metrics(task, history):
+    """What a stopping-rule task records of training (under metrics, never hparams)."""
+    if task.stop_at is None:
+        return {}
+    return {"epochs": history.epochs, "reached_stop": int(history.reached),
+            "train_cross_entropy": history.cross_entropy[-1] if history.cross_entropy
+            else float("nan")}
 
 
 def read_table(path):
@@ -144,8 +144,7 @@ def read_table(path):
     if not pathlib.Path(path).is_file():
         return []
     with open(path, newline="", encoding="utf-8") as handle:
-        return [{key: value if key in ("task", "model_id", "preset", "weights_digest", "layers",
-                                       "error") else _number(value)
+        return [{key: value if key in TEXT_COLUMNS else _number(value)
                  for key, value in row.items()} for row in csv.DictReader(handle)]
 
 
@@ -173,35 +172,49 @@ def write_table(path, rows):
         pathlib.Path(tmp).write_text(buffer.getvalue(), encoding="utf-8")
 
 
-def model_configs(preset, rows):
+def model_configs(task, rows):
     """The model_configs.json contents of one task, from its rows."""
+    metrics = ("train_acc", "test_acc") + (("epochs", "reached_stop", "train_cross_entropy")
+                                           if task.stop_at is not None else ())
     return {row["model_id"]: {
         "hparams": {name: {"current_value": row[f"hp.{name}"], "possible_values": list(values)}
-                    for name, values in preset.grid.items()},
-        "metrics": {"train_acc": row["train_acc"], "test_acc": row["test_acc"]}} for row in rows}
+                    for name, values in task.grid.items()},
+        "metrics": {name: _plain(row[name]) for name in metrics}} for row in rows}
 
 
-def _finished(task_dir, table_rows, task):
+def _plain(value):
+    """A JSON-ready metric: NaN as None, numpy scalars as Python numbers."""
+    value = value.item() if hasattr(value, "item") else value
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def _finished(preset, task, task_dir, table_rows, features_dir):
     """{model id: row} of the models of `task` already finished with this extractor version. A
-    table row without the baseline columns counts only while its model is on disk (so that
-    `backfill` can add them)."""
+    table row without the baseline columns (when the preset has them) counts only while its
+    model is on disk (so that `backfill` can add them); one without its side file (when the task
+    keeps them) does not count."""
+    def kept(row):
+        side = task.stop_at is None or sidefiles.path(features_dir, preset.name, task.name,
+                                                      row["model_id"]).is_file()
+        baselines = not preset.baselines or _has_baselines(row) or \
+            _model_done(task_dir, row["model_id"])
+        return side and baselines
+
     done = {r["model_id"]: r for r in table_rows
-            if r["task"] == task and r["extractor_version"] == EXTRACTOR_VERSION
-            and (_has_baselines(r) or _model_done(task_dir, r["model_id"]))}
+            if r["task"] == task.name and r["extractor_version"] == EXTRACTOR_VERSION and kept(r)}
     for marker in pathlib.Path(task_dir).glob("model_*/done.json"):
         row = json.loads(marker.read_text())
-        if row["extractor_version"] == EXTRACTOR_VERSION:
+        if row["extractor_version"] == EXTRACTOR_VERSION and kept(row):
             done.setdefault(row["model_id"], row)
     return done
 
 
-def _write_task_data(preset, task, task_dir, data_dir):
-    """The task's training split (with its labels) and the full test set, once."""
+def _write_task_data(task, task_dir, data_dir):
+    """The task's training split (with its labels) and its test set, once."""
     marker = task_dir / "dataset_1" / "complete"
     if marker.exists():
         return
-    x, labels, x_test, y_test = task_data(preset.n_train, preset.data_seed, preset.tasks[task],
-                                          data_dir)
+    x, labels, x_test, y_test = task_data(task, data_dir)
     pgdl.write_dataset(task_dir / "dataset_1" / "train", x, labels, n_shards=1)
     pgdl.write_dataset(task_dir / "dataset_1" / "test", x_test, y_test, n_shards=4)
     marker.write_text("")
@@ -221,38 +234,76 @@ def _preset(preset_name):
     return PRESETS[preset_name]
 
 
-def run(preset_name, out, workers=2, features="features_cache", data_dir=None, progress=True):
-    """Train every unfinished model of a preset; returns the preset's feature rows."""
-    import joblib
+def _tasks(preset, names):
+    """The preset's tasks named (all when `names` is empty); an unknown name lists the valid
+    ones."""
+    return [preset.task(name) for name in names] if names else list(preset.tasks)
+
+
+def _executor(workers):
+    """Worker processes (also for one worker), each with one TensorFlow thread."""
+    from joblib.externals.loky import get_reusable_executor
+
+    if workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {workers}")
+    return get_reusable_executor(max_workers=workers, initializer=_one_thread)
+
+
+def run(preset_name, out, workers=2, features="features_cache", data_dir=None, progress=True,
+        tasks=()):
+    """Train every unfinished model of a preset (or of its tasks named in `tasks`); returns the
+    rows of the preset's feature table."""
+    from concurrent.futures import as_completed
+
     from tqdm import tqdm
 
     preset = _preset(preset_name)
+    chosen = _tasks(preset, tasks)
+    for source in sorted({task.source for task in chosen}):
+        sources.check(source, data_dir)
     out, features = pathlib.Path(out), pathlib.Path(features)
     table = features / f"{preset.name}.csv"
-    _write_manifest(preset, out, features)
-    rows = {}
+    _write_manifests(preset, chosen, out, features)
+    table_rows = read_table(table)
+    rows = {(r["task"], r["model_id"]): r for r in table_rows}
     jobs = []
-    for task in preset.tasks:
-        task_dir = out / task
-        _write_task_data(preset, task, task_dir, data_dir)
-        done = _finished(task_dir, read_table(table), task)
-        rows.update({(task, model_id): row for model_id, row in done.items()})
-        jobs += [(task, model_id, hparams) for model_id, hparams in preset.combinations()
+    for task in chosen:
+        task_dir = out / task.name
+        _write_task_data(task, task_dir, data_dir)
+        done = _finished(preset, task, task_dir, table_rows, features)
+        rows.update({(task.name, model_id): row for model_id, row in done.items()})
+        jobs += [(task, model_id, hparams) for model_id, hparams in task.combinations()
                  if model_id not in done]
-
-    results = joblib.Parallel(n_jobs=workers, return_as="generator_unordered")(
-        joblib.delayed(train_model)(preset, task, model_id, hparams, out / task, data_dir)
-        for task, model_id, hparams in jobs)
-    for row in tqdm(results, total=len(jobs), desc=f"zoo {preset.name}", unit="model",
-                    disable=not progress or not jobs):
-        rows[(row["task"], row["model_id"])] = row
-        write_table(table, rows.values())
+    for task in chosen:
+        _write_configs_when_complete(task, rows, out, features, preset)
+    if jobs:
+        executor = _executor(workers)
+        futures = [executor.submit(train_model, preset, task, model_id, hparams,
+                                   out / task.name, features, data_dir)
+                   for task, model_id, hparams in jobs]
+        try:
+            for future in tqdm(as_completed(futures), total=len(jobs),
+                               desc=f"zoo {preset.name}", unit="model", disable=not progress):
+                row = future.result()
+                rows[(row["task"], row["model_id"])] = row
+                write_table(table, rows.values())
+                _write_configs_when_complete(preset.task(row["task"]), rows, out, features,
+                                             preset)
+        except BaseException:  # interrupted: unfinished models are redone by the next run
+            executor.shutdown(wait=False, kill_workers=True)
+            raise
     write_table(table, rows.values())
-    for task in preset.tasks:
-        configs = model_configs(preset, [r for (t, _), r in rows.items() if t == task])
-        pgdl.write_model_configs(out / task, configs)
-        pgdl.write_model_configs(features / preset.name / task, configs)
     return list(rows.values())
+
+
+def _write_configs_when_complete(task, rows, out, features, preset):
+    """Write the task's model_configs.json (in its folder and under features/) once every model
+    of its grid has a row."""
+    task_rows = [r for (name, _), r in rows.items() if name == task.name]
+    if len(task_rows) == sum(1 for _ in task.combinations()):
+        configs = model_configs(task, task_rows)
+        pgdl.write_model_configs(out / task.name, configs)
+        pgdl.write_model_configs(features / preset.name / task.name, configs)
 
 
 def add_baselines(preset, row, task_dir, data_dir=None):
@@ -263,24 +314,26 @@ def add_baselines(preset, row, task_dir, data_dir=None):
         raise ValueError(f"the weights of {pathlib.Path(task_dir) / ('model_' + row['model_id'])} "
                          "are not the ones its feature row was made from (weights_digest "
                          "differs); retrain the pool into a fresh folder")
-    x, labels, _, _ = task_data(preset.n_train, preset.data_seed, preset.tasks[row["task"]],
-                                data_dir)
-    return {**row, **measure(model, (x, labels))[1]}
+    x, labels, _, _ = task_data(preset.task(row["task"]), data_dir)
+    margins = features.measure(model, (x, labels), needs=(features.MARGINS,)).margins
+    return {**row, **baseline_columns(model, margins,
+                                      *sampled_examples(model, (x, labels), margins))}
 
 
 def backfill(preset_name, out, workers=2, features="features_cache", data_dir=None,
              progress=True):
-    """Add the baseline columns to every row of the preset's feature table that lacks them, from
-    the trained models under `out`; other columns stay as they are. Resumable: the table is
-    rewritten after every model. Returns the rows."""
-    import joblib
+    """Add the baseline columns to every row of the preset's feature table that lacks them (for
+    presets that have them), from the trained models under `out`; other columns stay as they
+    are. Resumable: the table is rewritten after every model. Returns the rows."""
+    from concurrent.futures import as_completed
+
     from tqdm import tqdm
 
     preset = _preset(preset_name)
     table = pathlib.Path(features) / f"{preset.name}.csv"
     out = pathlib.Path(out)
     rows = {(r["task"], r["model_id"]): r for r in read_table(table)}
-    todo = [r for r in rows.values() if not _has_baselines(r)]
+    todo = [r for r in rows.values() if preset.baselines and not _has_baselines(r)]
     missing = [f"{r['task']}/model_{r['model_id']}" for r in todo
                if not _model_done(out / r["task"], r["model_id"])]
     if missing:
@@ -288,36 +341,121 @@ def backfill(preset_name, out, workers=2, features="features_cache", data_dir=No
             f"{len(missing)} model(s) of {table} are not (completely) on disk under {out}, e.g. "
             f"{', '.join(missing[:3])}; rebuild them with `demogen zoo --preset {preset.name} "
             f"--out {out}` (retraining is deterministic)")
-    results = joblib.Parallel(n_jobs=workers, return_as="generator_unordered")(
-        joblib.delayed(add_baselines)(preset, row, out / row["task"], data_dir) for row in todo)
-    for row in tqdm(results, total=len(todo), desc=f"baselines {preset.name}", unit="model",
-                    disable=not progress or not todo):
-        rows[(row["task"], row["model_id"])] = row
-        write_table(table, rows.values())
+    if todo:
+        executor = _executor(workers)
+        futures = [executor.submit(add_baselines, preset, row, out / row["task"], data_dir)
+                   for row in todo]
+        for future in tqdm(as_completed(futures), total=len(todo),
+                           desc=f"baselines {preset.name}", unit="model", disable=not progress):
+            row = future.result()
+            rows[(row["task"], row["model_id"])] = row
+            write_table(table, rows.values())
     return list(rows.values())
 
 
-def _write_manifest(preset, out, features):
-    """What produced the pool: the preset, the seeds and the code versions. Refuses to go on
-    when the committed table was made with another definition of the preset."""
+def forward_macs(model):
+    """Multiply-adds of one forward pass of one example through the model's kernels."""
+    total = 0
+    for layer in model.layers:
+        kernel = getattr(layer, "kernel", None)
+        if kernel is not None:
+            positions = int(np.prod(layer.output.shape[1:-1])) if len(layer.output.shape) > 2 \
+                else 1
+            total += int(np.prod(kernel.shape)) * positions
+    return total
+
+
+def extremes(task):
+    """The (fastest, slowest) configurations of a task: by forward multiply-adds, then by the
+    settings that make an epoch longer or training need more of them (a smaller batch, a
+    smaller learning rate, augmentation, more dropout and weight decay)."""
+    def cost(item):
+        _, hparams = item
+        model = ARCHITECTURES[task.architecture](task.input_shape,
+                                                 **task.architecture_arguments(hparams))
+        training = task.training(hparams)
+        return (forward_macs(model), -training["batch_size"], -training["learning_rate"],
+                training["augment"], hparams.get("dropout", 0), hparams.get("weight_decay", 0))
+    ranked = sorted(task.combinations(), key=cost)
+    return ranked[0], ranked[-1]
+
+
+def pilot(preset_name, out, workers=2, data_dir=None, tasks=(), progress=True):
+    """Train the fastest and the slowest configuration of every task (`extremes`) into `out`,
+    a scratch folder (nothing is added to any feature table), and return one row per model with
+    its seconds, epochs and accuracies, and per task the projected cost of its whole grid (the
+    mean of the two times the number of models, in seconds of one worker)."""
+    from concurrent.futures import as_completed
+
+    from tqdm import tqdm
+
+    preset = _preset(preset_name)
+    chosen = _tasks(preset, tasks)
+    for source in sorted({task.source for task in chosen}):
+        sources.check(source, data_dir)
+    out = pathlib.Path(out)
+    jobs = [(task, which, model_id, hparams) for task in chosen
+            for which, (model_id, hparams) in zip(("fastest", "slowest"), extremes(task))]
+    executor = _executor(workers)
+    futures = {executor.submit(train_model, preset, task, model_id, hparams, out / task.name,
+                               out / "features", data_dir): (task, which)
+               for task, which, model_id, hparams in jobs}
+    results = []
+    for future in tqdm(as_completed(futures), total=len(futures), desc=f"pilot {preset.name}",
+                       unit="model", disable=not progress):
+        task, which = futures[future]
+        row = future.result()
+        results.append({"task": task.name, "which": which, "model_id": row["model_id"],
+                        **{k: v for k, v in row.items() if k.startswith("hp.")},
+                        **{k: row.get(k) for k in ("seconds", "epochs", "reached_stop",
+                                                   "train_acc", "test_acc", "gap", "error")}})
+    for task in chosen:
+        times = [r["seconds"] for r in results if r["task"] == task.name]
+        n_models = sum(1 for _ in task.combinations())
+        for r in results:
+            if r["task"] == task.name:
+                r["projected_task_seconds"] = float(np.mean(times)) * n_models
+    return sorted(results, key=lambda r: (r["task"], r["which"]))
+
+
+def _manifest(preset, task):
     from importlib.metadata import version
 
-    definition = json.loads(json.dumps(dataclasses.asdict(preset)))
-    committed = features / preset.name / "manifest.json"
-    if committed.is_file() and json.loads(committed.read_text())["preset"] != definition:
-        raise ValueError(f"preset {preset.name!r} has changed since {committed} was written, so "
-                         "its committed rows would mix two pools; restore the preset, or start "
-                         f"a new table by deleting {features / preset.name}.csv and "
-                         f"{features / preset.name}/")
-    manifest = {"preset": definition,
-                "seeds": {"data_subset_and_label_noise": preset.data_seed,
-                          "model": "int(model_id): initialization, shuffling, augmentation",
-                          "signature_sample": DEFAULTS["seed"]},
-                "versions": {"demogen": version("demogen"), "git_commit": _git_commit(),
-                             "extractor": EXTRACTOR_VERSION, "tensorflow": tf.__version__}}
-    for folder in (out, features / preset.name):
-        folder.mkdir(parents=True, exist_ok=True)
-        pgdl.write_json(folder / "manifest.json", manifest)
+    return {"preset": preset.name, "task": task.definition(),
+            "seeds": {"data_subset_and_label_noise": task.data_seed,
+                      "model": "int(model_id): initialization, shuffling, augmentation",
+                      "signature_sample": DEFAULTS["seed"]},
+            "versions": {"demogen": version("demogen"), "git_commit": _git_commit(),
+                         "extractor": EXTRACTOR_VERSION, "tensorflow": tf.__version__}}
+
+
+def _write_manifests(preset, tasks, out, features):
+    """What produced each task: its definition, the seeds and the code versions, in the task
+    folder (as zoo_manifest.json) and in the committed features/<preset>/manifest.json. Refuses
+    to go on when a task's committed definition differs (its rows would mix two pools)."""
+    committed_path = features / preset.name / "manifest.json"
+    committed = json.loads(committed_path.read_text()) if committed_path.is_file() else {}
+    for task in tasks:
+        known = committed.get("tasks", {}).get(task.name)
+        if known is not None and known["task"] != task.definition():
+            raise ValueError(
+                f"task {task.name!r} of preset {preset.name!r} has changed since "
+                f"{committed_path} was written, so its committed rows would mix two pools; "
+                f"restore the task's definition, or start it anew by deleting its rows from "
+                f"{features / preset.name}.csv, its folder {features / preset.name / task.name} "
+                f"and its entry in {committed_path}")
+    stale = out / "manifest.json"  # where older demogen versions wrote one for all tasks
+    manifests = {task.name: _manifest(preset, task) for task in tasks}
+    for task in tasks:
+        (out / task.name).mkdir(parents=True, exist_ok=True)
+        pgdl.write_json(out / task.name / MANIFEST, manifests[task.name])
+    stale.unlink(missing_ok=True)
+    # a task's committed entry records what first produced its rows, and stays
+    tasks_known = {**{name: {k: v for k, v in m.items() if k != "preset"}
+                      for name, m in manifests.items()}, **committed.get("tasks", {})}
+    committed_path.parent.mkdir(parents=True, exist_ok=True)
+    pgdl.write_json(committed_path, {"preset": preset.name, "description": preset.description,
+                                     "tasks": dict(sorted(tasks_known.items()))})
 
 
 def _git_commit():

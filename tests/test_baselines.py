@@ -5,9 +5,9 @@ import pytest
 import tensorflow as tf
 from conftest import cnn, data_for, randomize
 
-from demogen import Margins, extract_margins
+from demogen import extract_margins
 from demogen.signature import quartile_signature
-from fit import baselines
+from demogen_fit import baselines
 
 keras = tf.keras
 layers = keras.layers
@@ -95,8 +95,7 @@ def test_large_margin_quantity_by_hand():
                           [1.0, 0.0, 0.25, 3.0],
                           [np.nan] * 4,
                           [-1.0, -1.0, 1.5, 0.5]])
-    margins = Margins(distances, np.ones(4), np.ones(4), ["input", "a", "b", "c"], {}, [])
-    result = baselines.large_margin(margins.distances)
+    result = baselines.large_margin(distances)
     np.testing.assert_allclose(result[[0, 1, 3]], [(0.5 + 1.2 + 0) / 3, (0 + 1 + 0.75 + 0) / 4,
                                                    (2 + 2 + 0 + 0.5) / 4])
     assert np.isnan(result[2])

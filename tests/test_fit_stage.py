@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from pgdl_task import small_cnn
 
-from demogen import coefficients, margin_signature, pgdl
+from demogen import coefficients, features, margin_signature, pgdl
 from demogen.cli import main
-from fit import ablations, freeze, tables, zoo
+from demogen_fit import ablations, freeze, tables
 
 VGG = tables.REPOSITORY / "features_cache" / "vgg.csv"
 
@@ -162,7 +162,7 @@ def test_task_folder_features_are_measured_once_then_cached(task, cache, monkeyp
     def refuse(*args, **kwargs):
         raise RuntimeError("measured again")
 
-    monkeypatch.setattr(zoo, "extract_margins", refuse)
+    monkeypatch.setattr(features, "measure", refuse)
     again = tables.read_task(task, cache, progress=False)
     pd.testing.assert_frame_equal(again, table)
     pgdl.write_model(task / "model_3", small_cnn(99), (6, 6, 1))  # new weights: measured anew

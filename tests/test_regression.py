@@ -7,8 +7,8 @@ import pytest
 from sklearn.base import clone
 from sklearn.model_selection import cross_val_score
 
-from fit import regression
-from fit.regression import GapRegressor
+from demogen_fit import regression
+from demogen_fit.regression import GapRegressor
 
 
 def _exact(n=60, p=4, seed=0):

@@ -1,19 +1,37 @@
-"""The `demogen` command line. Offline packages (fit/, tqdm) are imported inside the subcommands
-that need them, so the runtime stays importable without them."""
+"""The `demogen` command line. Offline packages (fit/, tqdm) and TensorFlow are imported only once
+a subcommand runs, so that help and argument errors are instant and the runtime stays importable
+without the offline packages."""
 
 import argparse
 import json
+import math
 import sys
 
-from demogen.margins import DEFAULTS
+from demogen.defaults import DEFAULTS
+
+
+def _number(kind, minimum, inclusive=True):
+    """An argparse type: a finite number of `kind`, at least `minimum` (above it when not
+    `inclusive`)."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not (math.isfinite(value) and (value >= minimum if inclusive else value > minimum)):
+            raise argparse.ArgumentTypeError(
+                f"must be {'at least' if inclusive else 'above'} {minimum}, got {text}")
+        return value
+    return parse
 
 
 def _add_signature_options(parser):
-    parser.add_argument("--n-examples", type=int, default=DEFAULTS["n_examples"],
-                        help="training examples sampled per model (default %(default)s)")
-    parser.add_argument("--seed", type=int, default=DEFAULTS["seed"],
+    parser.add_argument("--n-examples", type=_number(int, 2), default=DEFAULTS["n_examples"],
+                        help="training examples sampled per model, at least 2 "
+                             "(default %(default)s)")
+    parser.add_argument("--seed", type=_number(int, 0), default=DEFAULTS["seed"],
                         help="seed of the sample (default %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"],
+    parser.add_argument("--batch-size", type=_number(int, 1), default=DEFAULTS["batch_size"],
                         help="examples per batch (default %(default)s)")
     parser.add_argument("--statistic", choices=["quartile", "moment"], default="quartile")
     parser.add_argument("--unnormalized", action="store_true",
@@ -33,16 +51,19 @@ def _signature_kwargs(args):
             if args.layers else None}
 
 
-def _print_signature(title, signature):
-    print(title)
+def _format_signature(title, signature):
+    """The text table of one signature: per layer the margins used and the five statistics."""
+    lines = [f"{title} (n_sampled {signature.settings['n_sampled']}; n_used: the margins each "
+             "layer's statistics were computed on)"]
     stats = [name.split(".", 1)[1] for name in signature.names[:5]]
-    print(f"  {'layer':<24}" + "".join(f"{s:>13}" for s in stats))
+    lines.append(f"  {'layer':<24}{'n_used':>7}" + "".join(f"{s:>13}" for s in stats))
     for i, layer in enumerate(signature.layers):
         slot = signature.names[5 * i].split(".")[0]
         row = signature.values[5 * i:5 * i + 5]
-        print(f"  {slot + ' ' + layer:<24}" + "".join(f"{v:>13.5g}" for v in row))
-    for note in signature.notes:
-        print(f"  note: {note}")
+        lines.append(f"  {slot + ' ' + layer:<24}{signature.n_used[i]:>7}"
+                     + "".join(f"{v:>13.5g}" for v in row))
+    lines += [f"  note: {note}" for note in signature.notes]
+    return "\n".join(lines)
 
 
 def cmd_signature(args):
@@ -68,11 +89,11 @@ def cmd_signature(args):
         except (ValueError, FileNotFoundError) as error:
             failed += 1
             results.append({"model_id": model_id, "error": str(error)})
-            print(f"demogen: model {model_id}: {error}", file=sys.stderr)
+            tqdm.write(f"demogen: model {model_id}: {error}", file=sys.stderr)
             continue
         results.append({"model_id": model_id, **signature.as_dict()})
         if not args.json:
-            _print_signature(f"model {model_id}", signature)
+            tqdm.write(_format_signature(f"model {model_id}", signature), file=sys.stdout)
     if args.json:
         json.dump(results, sys.stdout, indent=1)
         print()
@@ -84,6 +105,7 @@ def cmd_demo(args):
     coefficients as a PGDL submission, ingest it over the task and print the competition's
     scores."""
     import pathlib
+    import shutil
     import tempfile
 
     from demogen_fit import zoo
@@ -92,16 +114,24 @@ def cmd_demo(args):
     from demogen.evaluation import score_predictions
     from demogen.ingest import ingest
 
+    temporary = args.work is None
     work = pathlib.Path(args.work or tempfile.mkdtemp(prefix="demogen-demo-"))
+    print(f"working in {work}" + (" (removed at the end; --keep keeps it)"
+                                  if temporary and not args.keep else ""), flush=True)
     tasks, submission, predictions = work / "tasks", work / "submission.zip", work / "predictions"
-    print(f"1/4 train the tiny preset into {tasks}", flush=True)
-    zoo.run("tiny", tasks, workers=1, features=work / "features", data_dir=args.data_dir)
-    print(f"2/4 bundle the default coefficients into {submission}", flush=True)
-    write_bundle(submission)
-    print(f"3/4 ingest the submission over {tasks}, predictions in {predictions}", flush=True)
-    ingest(submission, tasks, predictions)
-    print("4/4 score", flush=True)
-    _print_scores(score_predictions(predictions, tasks))
+    try:
+        print(f"1/4 train the tiny preset into {tasks}", flush=True)
+        zoo.run("tiny", tasks, workers=1, features=work / "features", data_dir=args.data_dir)
+        print(f"2/4 bundle the default coefficients into {submission}", flush=True)
+        write_bundle(submission)
+        print(f"3/4 ingest the submission over {tasks}, predictions in {predictions}", flush=True)
+        ingest(submission, tasks, predictions)
+        print("4/4 score", flush=True)
+        _print_scores(score_predictions(predictions, tasks))
+    finally:
+        if temporary and not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+            print(f"removed {work}")
     return 0
 
 
@@ -203,10 +233,67 @@ def _print_frame(title, frame):
     print(frame.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
 
+def cmd_evaluate(args):
+    """Judge the candidate predictors by transfer: for every task, fit each candidate on the
+    other tasks and score its predictions on the task left out (CMI x 100, Kendall tau-b, Psi),
+    side by side leave-one-cluster-, family- and source-out, and the nested score that also
+    chooses the candidate inside the training tasks. Works from committed feature tables."""
+    import pandas as pd
+
+    from demogen import pgdl
+    from demogen_fit import tables, transfer
+
+    sources = args.sources or [tables.CORPUS]
+    table = tables.read_sources(sources, cache=args.cache, progress=not args.json)
+    info = transfer.task_info(table)
+    lockbox = sorted(t for t, i in info.items() if i["lockbox"])
+    if lockbox and not args.lockbox:
+        table = table[~table["task"].isin(lockbox)]
+    report = transfer.evaluate(table, args.candidates, n_jobs=args.jobs)
+    report["sources"] = [str(s) for s in sources]
+    report["lockbox"] = {"tasks": lockbox, "included": bool(args.lockbox)}
+    if args.out:
+        pgdl.write_json(args.out, report)
+    if args.json:
+        json.dump(report, sys.stdout, indent=1)
+        print()
+        return 0
+    print(f"transfer over {len(report['tasks'])} tasks"
+          + (f" (lockbox tasks {', '.join(lockbox)} left out; --lockbox adds them)"
+             if lockbox and not args.lockbox else ""))
+    for name, reason in {**report["skipped"], **report["skipped_views"]}.items():
+        print(f"  skipped {name}: {reason}")
+    for view, result in report["views"].items():
+        rows = []
+        for name, entry in result["candidates"].items():
+            mean = entry["mean"]
+            rows.append({"candidate": name, "CMI": mean["cmi"], "+-": mean["cmi_se"],
+                         "tau": mean["kendall_tau"], "tau +-": mean["kendall_tau_se"],
+                         "Psi": mean["granulated_psi"], "failed": len(mean["failed_tasks"]),
+                         "vs paper": entry.get("vs_paper", {}).get("cmi_difference")})
+        nested = result["nested"]["mean"]
+        rows.append({"candidate": "nested (chosen inside)", "CMI": nested["cmi"],
+                     "+-": nested["cmi_se"], "tau": nested["kendall_tau"],
+                     "tau +-": nested["kendall_tau_se"], "Psi": nested["granulated_psi"],
+                     "failed": len(nested["failed_tasks"])})
+        _print_frame(f"leave-one-{view}-out ({len(result['units'])} units), means over tasks; "
+                     f"selected: {result['selected']}", pd.DataFrame(rows))
+    per_task = pd.DataFrame({name: {t: s["cmi"] for t, s in entry["tasks"].items()}
+                             for name, entry in report["candidates"].items()})
+    _print_frame("CMI x 100 per held-out task (leave-one-task-out)",
+                 per_task.rename_axis("task").reset_index())
+    print(f"\nselected (leave-one-{report['selection_view']}-out, the simplest within one "
+          f"standard error of the best mean CMI): {report['selected']}")
+    print("CMI x 100: the competition's score, 0 (no information on the gap's order beyond the "
+          "hyperparameters) to 100; tau: Kendall's rank correlation, -1 to 1; Psi: tau within "
+          "groups that differ in one hyperparameter.")
+    return 0
+
+
 def cmd_fit(args):
     """Fit the regression of the generalization gap on the quartile signature over one or more
     pools (feature tables or PGDL task folders; default: the committed primary reference pool),
-    print the fit quality and write the frozen coefficient file."""
+    print the fit quality and, with --out, write the frozen coefficient file."""
     import warnings
 
     from demogen_fit import ablations, freeze, tables
@@ -220,11 +307,12 @@ def cmd_fit(args):
                   "per_layer": ablations.per_layer(table, args.seed),
                   "competition": ablations.competition_view(table, seed=args.seed)} \
             if args.ablations else {}
-    freeze.write(frozen, args.out)
+    if args.out is not None:
+        freeze.write(frozen, args.out)
     notes = list(dict.fromkeys(str(w.message) for w in caught))
     if args.json:
         summary = {**frozen.metrics, "n_features": figures["n_features"], "dropped": dropped,
-                   "notes": notes, "out": str(args.out)}
+                   "notes": notes, "out": args.out}
         if report:
             summary["ablations"] = {name: json.loads(frame.to_json(orient="records"))
                                     for name, frame in report.items()}
@@ -248,12 +336,16 @@ def cmd_fit(args):
                       "per_layer": "Per layer (qrt+log)",
                       "competition": "Per task: the fitted predictor's R^2, Kendall tau-b and "
                                      "CMI x 100"}[name], frame)
-    print(f"\nwrote {args.out}")
+    print(f"\nwrote {args.out}" if args.out is not None else
+          "\n(no coefficient file written: add --out FILE to freeze this fit)")
     return 0
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="demogen", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="demogen", description="Predict the generalization gap of trained Keras "
+                                     "networks from their margin distributions.")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's own log lines (start-up, retracing warnings)")
     commands = parser.add_subparsers(dest="command", required=True)
 
     signature = commands.add_parser("signature", help="margin signatures of a PGDL task's models",
@@ -271,8 +363,10 @@ def build_parser():
                                description=cmd_demo.__doc__)
     demo.add_argument("--data-dir", help="folder with the Fashion-MNIST .gz files (default: "
                                          "$DEMOGEN_DATA, the Debian package, the Keras cache)")
-    demo.add_argument("--work", help="folder for the task, the bundle and the predictions "
-                                     "(default: a new temporary folder)")
+    demo.add_argument("--work", help="folder for the task, the bundle and the predictions, "
+                                     "kept (default: a new temporary folder, removed at the end)")
+    demo.add_argument("--keep", action="store_true",
+                      help="keep the temporary folder (about 33 MB) and print where it is")
     demo.set_defaults(run=cmd_demo)
 
     tasks_help = "one task folder (with model_* folders) or a folder of task folders"
@@ -287,8 +381,9 @@ def build_parser():
     ingest.add_argument("--submission", required=True, help="a submission zip or folder")
     ingest.add_argument("--tasks", required=True, help=tasks_help)
     ingest.add_argument("--out", required=True, help="folder for the <task>.predict files")
-    ingest.add_argument("--budget", type=float, default=300.0,
-                        help="seconds per model of a task's budget (default %(default)s)")
+    ingest.add_argument("--budget", type=_number(float, 0, inclusive=False), default=300.0,
+                        help="seconds per model of a task's budget, above 0 "
+                             "(default %(default)s)")
     ingest.set_defaults(run=cmd_ingest)
 
     score = commands.add_parser("score", help="CMI, Kendall tau-b and Psi of predictions",
@@ -320,6 +415,23 @@ def build_parser():
     zoo.add_argument("--data-dir", help="folder with the Fashion-MNIST .gz files")
     zoo.set_defaults(run=cmd_zoo)
 
+    evaluate = commands.add_parser(
+        "evaluate", help="score the candidate predictors on tasks they were not fitted on",
+        description=cmd_evaluate.__doc__)
+    evaluate.add_argument("sources", nargs="*", metavar="CSV",
+                          help="feature tables (default: features_cache/corpus.csv, without "
+                               "its lockbox tasks)")
+    evaluate.add_argument("--candidates", nargs="+", metavar="NAME",
+                          help="the candidates to evaluate (default: all)")
+    evaluate.add_argument("--lockbox", action="store_true",
+                          help="include the lockbox tasks (their one final run)")
+    evaluate.add_argument("--json", action="store_true", help="print the result as JSON")
+    evaluate.add_argument("--out", help="also write the JSON result to this file")
+    evaluate.add_argument("--jobs", type=_number(int, 1), default=2,
+                          help="worker processes (default %(default)s)")
+    evaluate.add_argument("--cache", default=None, help=argparse.SUPPRESS)
+    evaluate.set_defaults(run=cmd_evaluate)
+
     fit = commands.add_parser("fit", help="fit the gap regression and freeze its coefficients",
                               description=cmd_fit.__doc__)
     fit.add_argument("sources", nargs="*", metavar="TASK_DIR_OR_CSV",
@@ -327,8 +439,8 @@ def build_parser():
                           "features_cache/nin.csv, the primary reference pool)")
     fit.add_argument("--transform", choices=["log", "linear"], default="log",
                      help="feature transform (default %(default)s)")
-    fit.add_argument("--out", default="coefficients.json",
-                     help="the coefficient file to write (default %(default)s)")
+    fit.add_argument("--out", default=None,
+                     help="write the frozen coefficient file here (default: nothing is written)")
     fit.add_argument("--json", action="store_true", help="print the figures as a JSON object")
     fit.add_argument("--ablations", action="store_true",
                      help="also print the paper's Table 1 for this pool and its context")
@@ -342,11 +454,18 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    if not args.verbose:
+        from demogen.console import quiet_tensorflow
+        quiet_tensorflow()
     try:
         return args.run(args)
     except (ValueError, FileNotFoundError) as error:
         print(f"demogen: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"\ndemogen: {args.command} interrupted; what was finished is kept (zoo and ingest "
+              "go on from there when run again)", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -1,7 +1,6 @@
 """Score a folder of <task>.predict files against the tasks' true gaps, as the competition did:
 CMI x 100, plus Kendall's tau-b and the granulated Kendall coefficient Psi."""
 
-import json
 import math
 import pathlib
 
@@ -16,8 +15,8 @@ def read_predictions(path, task, ids):
     non-numeric entries and predictions of models the grid does not have."""
     if not path.is_file():
         raise FileNotFoundError(f"task {task}: no predictions file {path}")
-    with open(path, encoding="utf-8") as handle:
-        predictions = json.load(handle)
+    predictions = pgdl.read_json(path, f"rerun demogen ingest to write task {task}'s "
+                                       "predictions again")
     if not isinstance(predictions, dict):
         raise ValueError(f"task {task}: {path} is not a JSON object {{\"model_<id>\": value}}")
     extra = sorted(set(predictions) - {f"model_{i}" for i in ids})
@@ -74,8 +73,7 @@ def score_predictions(predictions_dir, tasks_dir, reference=None):
     """{"tasks": {task: score_task(...)}, "mean": {metric: mean over tasks where defined}}."""
     results = {}
     for task, _, configs_path in find_tasks(tasks_dir, reference):
-        with open(configs_path, encoding="utf-8") as handle:
-            configs = json.load(handle)
+        configs = pgdl.read_json(configs_path)
         try:
             hparams = pgdl.hparam_values(configs)
         except ValueError as error:

@@ -11,9 +11,15 @@ The budget: a task may take (number of models) x budget_per_model seconds, timed
 of its child (data loading included) and checked after each model. Once exceeded, every remaining
 model of that task and of all later tasks is "EXCEEDED". A child still busy GRACE seconds past its
 task's budget is stopped (its model counts as EXCEEDED).
+
+Resumable: <out>/.ingest_state.json (written atomically) records the submission's SHA-256, the
+tasks and their models, and the EXCEEDED flag. Run again into the same folder, a finished task
+(a complete <task>.predict) is kept, an unfinished one runs again from its start, and a set flag
+stays set; a different submission or task list is refused.
 """
 
 import contextlib
+import hashlib
 import json
 import os
 import pathlib
@@ -31,6 +37,7 @@ from demogen.tasks import find_tasks
 CHILD = pathlib.Path(__file__).with_name("ingest_child.py")
 GRACE = 60.0
 EXCEEDED = "EXCEEDED"
+STATE = ".ingest_state.json"
 
 
 def _check_zip(archive, name):
@@ -136,32 +143,104 @@ def _ingest_task(folder, task_dir, ids, budget, on_result):
     return False
 
 
+def submission_digest(submission):
+    """SHA-256 of a submission zip, or of a folder's files (paths and contents; Python's
+    __pycache__ left out, since running the submission writes it)."""
+    submission = pathlib.Path(submission)
+    digest = hashlib.sha256()
+    if not submission.is_dir():
+        digest.update(submission.read_bytes())
+        return digest.hexdigest()
+    for path in sorted(submission.rglob("*")):
+        relative = path.relative_to(submission)
+        if path.is_file() and "__pycache__" not in relative.parts:
+            content = path.read_bytes()
+            digest.update(f"{relative.as_posix()}\0{len(content)}\0".encode())
+            digest.update(content)
+    return digest.hexdigest()
+
+
+def _earlier_run(out_dir, digest, task_ids):
+    """The state of an earlier run into out_dir (None if there is none); refuses one of another
+    submission or over other tasks."""
+    path = out_dir / STATE
+    if not path.is_file():
+        return None
+    state = pgdl.read_json(path, f"delete it to start over in {out_dir}")
+    again = f"to start over, delete {path} (or choose another output folder)"
+    if not isinstance(state, dict) or state.get("submission_sha256") != digest:
+        raise ValueError(f"{out_dir} holds an ingest of another submission (its SHA-256 differs); "
+                         f"{again}")
+    then = state.get("tasks")
+    if then != task_ids:
+        then = then if isinstance(then, dict) else {}
+        differ = sorted(name for name in set(then) | set(task_ids)
+                        if then.get(name) != task_ids.get(name))
+        raise ValueError(f"{out_dir} holds an ingest over other tasks or models (they differ in "
+                         f"task(s) {', '.join(differ)}); {again}")
+    return state
+
+
+def _finished(path, ids):
+    """The predictions of a complete <task>.predict file, or None."""
+    try:
+        predictions = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    keys = [f"model_{i}" for i in ids]
+    if not isinstance(predictions, dict) or set(predictions) != set(keys):
+        return None
+    return {key: predictions[key] for key in keys}
+
+
 def ingest(submission, tasks_dir, out_dir, budget_per_model=300.0, progress=True):
     """Run `submission` (a zip or a folder) over every task of `tasks_dir`; write and return
-    {task: {"model_<id>": float | "EXCEEDED" | "FAILED: <reason>"}}."""
+    {task: {"model_<id>": float | "EXCEEDED" | "FAILED: <reason>"}}. Nothing is created before
+    the submission, the tasks and the output folder are checked; a run into a folder that holds
+    an unfinished run of the same submission over the same tasks resumes it."""
     from tqdm import tqdm
 
     tasks = [(name, folder, pgdl.model_ids(folder))
              for name, folder, _ in find_tasks(tasks_dir, require_configs=False)]
+    task_ids = {name: ids for name, _, ids in tasks}
     out_dir = pathlib.Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    results, exceeded = {}, False
-    with submission_folder(submission) as folder, \
-            tqdm(total=sum(len(ids) for _, _, ids in tasks), desc="ingest", unit="model",
-                 disable=not progress, file=sys.stderr) as bar:
-        for name, task_dir, ids in tasks:
-            predictions = {}
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"output folder {out_dir} is an existing file; name a folder (it is "
+                         "created if missing)")
+    with submission_folder(submission) as folder:
+        digest = submission_digest(submission)
+        earlier = _earlier_run(out_dir, digest, task_ids)
+        exceeded = bool(earlier and earlier.get("exceeded"))
+        kept = {name: _finished(out_dir / f"{name}.predict", ids)
+                for name, ids in task_ids.items()} if earlier else {}
+        kept = {name: predictions for name, predictions in kept.items()
+                if predictions is not None}
+        out_dir.mkdir(parents=True, exist_ok=True)
+        state = {"submission_sha256": digest, "tasks": task_ids, "exceeded": exceeded}
+        pgdl.write_json(out_dir / STATE, state)
+        if earlier and progress:
+            print(f"resuming the ingest in {out_dir}: finished tasks kept: "
+                  f"{', '.join(kept) or 'none'}", file=sys.stderr)
+        results = {}
+        with tqdm(total=sum(map(len, task_ids.values())), desc="ingest", unit="model",
+                  disable=not progress, file=sys.stderr) as bar:
+            for name, task_dir, ids in tasks:
+                if name in kept:
+                    results[name] = kept[name]
+                    bar.update(len(ids))
+                    continue
+                predictions = {}
 
-            def record(model_id, value, predictions=predictions):
-                predictions[f"model_{model_id}"] = value
-                bar.update()
+                def record(model_id, value, predictions=predictions):
+                    predictions[f"model_{model_id}"] = value
+                    bar.update()
 
-            if exceeded:
-                for model_id in ids:
-                    record(model_id, EXCEEDED)
-            else:
-                exceeded = _ingest_task(folder, task_dir, ids, len(ids) * budget_per_model,
-                                        record)
-            results[name] = {f"model_{i}": predictions[f"model_{i}"] for i in ids}
-            pgdl.write_json(out_dir / f"{name}.predict", results[name])
+                if exceeded:
+                    for model_id in ids:
+                        record(model_id, EXCEEDED)
+                elif _ingest_task(folder, task_dir, ids, len(ids) * budget_per_model, record):
+                    exceeded = state["exceeded"] = True
+                    pgdl.write_json(out_dir / STATE, state)
+                results[name] = {f"model_{i}": predictions[f"model_{i}"] for i in ids}
+                pgdl.write_json(out_dir / f"{name}.predict", results[name])
     return results

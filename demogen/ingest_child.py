@@ -3,8 +3,9 @@
 Run as a script (never imported by demogen): it reads a job from stdin, {"submission", "task",
 "ids", "budget", "elapsed"}, and writes one JSON line per model to its original stdout, {"id",
 "value"} or {"id", "error"}, then {"exceeded": true} once the task's budget is spent. Anything the
-submission prints goes to stderr. It loads demogen/pgdl.py by its path, not the demogen package,
-so that the submission imports its own copy of demogen.
+submission prints goes to stderr. It loads demogen/pgdl.py and demogen/console.py by their
+paths, not the demogen package, so that the submission imports its own copy of demogen.
+TensorFlow's start-up lines are silenced, so that a dead child's last words are its own.
 """
 
 import importlib
@@ -19,9 +20,9 @@ import sys
 import time
 
 
-def _load_pgdl():
-    path = pathlib.Path(__file__).with_name("pgdl.py")
-    spec = importlib.util.spec_from_file_location("_demogen_ingest_pgdl", path)
+def _load(stem):
+    path = pathlib.Path(__file__).with_name(f"{stem}.py")
+    spec = importlib.util.spec_from_file_location(f"_demogen_ingest_{stem}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -59,7 +60,8 @@ def main():
         protocol.write(json.dumps(message) + "\n")
         protocol.flush()
 
-    pgdl = _load_pgdl()
+    _load("console").quiet_tensorflow()
+    pgdl = _load("pgdl")
     dataset = pgdl.load_dataset(job["task"], "train")
     sys.path.insert(0, job["submission"])
     try:

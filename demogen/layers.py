@@ -82,8 +82,10 @@ def resolve_layer(graph, spec):
                          f"{len(graph.layers)} layers")
     if position not in graph.inbound:
         return INPUT
-    if position > graph.logits_layer:
-        raise ValueError(f"layer {graph.label(position)} comes after the logits")
+    if position >= graph.logits_layer:
+        raise ValueError(f"layer {graph.label(position)} is the logits layer or comes after the "
+                         f"logits ({graph.label(graph.logits_layer)}); name hidden layers before "
+                         "it")
     if not graph.is_cut(position):
         raise ValueError(f"layer {graph.label(position)} lies inside a branch of the graph (a path "
                          "from input to output bypasses it), so the logits are not a function of its "
@@ -103,4 +105,8 @@ def choose_layers(graph, layers=None):
     positions = [resolve_layer(graph, spec) for spec in layers]
     if len(positions) == 3:
         positions = [INPUT] + positions
+    if positions != sorted(positions):
+        named = ", ".join(graph.label(k) for k in positions[4 - len(layers):])
+        raise ValueError(f"layers {named} are not in forward order; name them from the input "
+                         "towards the logits (h1 nearest the input)")
     return positions, ["layers named by the user"]

@@ -6,9 +6,9 @@ model, the data as TFRecord shards under ``dataset_1/<split>/``, and ``model_con
 ``<folder of tasks>/../reference_data/<task>/``).
 See docs/pgdl-format.md for the exact layout.
 
-Reader: :func:`find_model_configs`, :func:`read_model_configs`, :func:`model_ids`,
-:func:`build_model`, :func:`load_model`, :func:`load_dataset`; :func:`validate_grid` and
-:func:`hparam_values` check and read the hyperparameter grid.
+Reader: :func:`find_model_configs`, :func:`read_model_configs`, :func:`read_json`,
+:func:`model_ids`, :func:`build_model`, :func:`load_model`, :func:`load_dataset`;
+:func:`validate_grid` and :func:`hparam_values` check and read the hyperparameter grid.
 Writer: :func:`layer_config`, :func:`write_weights_hdf5`, :func:`write_model`,
 :func:`write_dataset`, :func:`write_model_configs`. All files are written atomically (temp file + ``os.replace``).
 
@@ -37,6 +37,7 @@ __all__ = [
     "ALLOWED_LAYERS",
     "find_model_configs",
     "read_model_configs",
+    "read_json",
     "model_ids",
     "build_model",
     "load_model",
@@ -89,13 +90,25 @@ def find_model_configs(task_dir, reference=None) -> pathlib.Path | None:
                 None)
 
 
+_CORRUPT = "the file is truncated or corrupt: copy it again from its source"
+
+
+def read_json(path, fix=_CORRUPT):
+    """The parsed JSON file at `path`; a file that is not JSON is a ValueError that names it and
+    says what to do (`fix`)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except ValueError as error:  # JSONDecodeError, UnicodeDecodeError
+        raise ValueError(f"{path} is not valid JSON ({error}); {fix}") from None
+
+
 def read_model_configs(task_dir) -> dict | None:
     """The parsed model_configs.json of a task ({bare id: {"hparams", "metrics"}}), or None."""
     path = find_model_configs(task_dir)
     if path is None:
         return None
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    return read_json(path)
 
 
 def _sorted_ids(ids) -> list[str]:
@@ -110,9 +123,12 @@ def _sorted_ids(ids) -> list[str]:
 def model_ids(task_dir) -> list[str]:
     """Bare ids of the task's ``model_<id>`` folders, numerically sorted when all are integers."""
     task = pathlib.Path(task_dir)
-    ids = [p.name[len("model_"):] for p in task.glob("model_*") if p.is_dir()]
+    ids = [p.name[len("model_"):] for p in task.glob("model_?*") if p.is_dir()]
     if not ids:
-        raise FileNotFoundError(f"no model_* folders in task directory {task}")
+        found = sorted(p.name for p in task.iterdir())[:10] if task.is_dir() else "nothing"
+        raise FileNotFoundError(f"no model_* folders in task directory {task} (it holds {found}); "
+                                "each model goes in a folder model_<id> with config.json and "
+                                "weights.hdf5")
     return _sorted_ids(ids)
 
 
@@ -134,6 +150,10 @@ def _has_object(value) -> bool:
     return False
 
 
+_TRUST = ("only if you trust this task, build it with allow_code_layers=True (Python) or "
+          "--allow-code-layers (demogen signature)")
+
+
 def _make_layer(index: int, spec: dict, allow_code_layers: bool):
     """One tf.keras layer from a config.json layer entry (index is its 0-based position)."""
     if not isinstance(spec, dict) or "layer_name" not in spec:
@@ -148,12 +168,12 @@ def _make_layer(index: int, spec: dict, allow_code_layers: bool):
         if name not in ALLOWED_LAYERS:
             raise ValueError(
                 f"{where}: layer class {name!r} is not in the allowlist of plain layers and may "
-                "carry code; pass allow_code_layers=True to build it if you trust this task")
+                f"carry code; {_TRUST}")
         objects = sorted(k for k, v in kwargs.items() if _has_object(v))
         if objects:
             raise ValueError(
                 f"{where}: argument(s) {objects} hold serialized objects, which may carry code; "
-                "pass allow_code_layers=True to build them if you trust this task")
+                f"{_TRUST}")
     kwargs = {k: (_intify(v) if k in _INT_ARGS else v) for k, v in kwargs.items()}
     try:
         return cls(**kwargs)
@@ -193,22 +213,31 @@ def _model_dir(task_dir, model_id) -> pathlib.Path:
 
 
 def load_model(task_dir, model_id, allow_code_layers: bool = False):
-    """Build ``model_<id>`` of a task from its config.json and load its weights.hdf5."""
+    """Build ``model_<id>`` of a task from its config.json and load its weights.hdf5.
+
+    Every way this can fail (a missing, unreadable or mismatched file) is a FileNotFoundError or
+    ValueError that names the file and says what to do."""
     model_dir = _model_dir(task_dir, model_id)
     config_path = model_dir / "config.json"
     weights_path = model_dir / "weights.hdf5"
     for path in (config_path, weights_path):
         if not path.is_file():
-            raise FileNotFoundError(f"missing {path}")
-    with open(config_path, encoding="utf-8") as f:
-        config = json.load(f)
-    model = build_model(config, allow_code_layers=allow_code_layers)
+            raise FileNotFoundError(f"missing {path}: a model folder holds config.json and "
+                                    "weights.hdf5 (docs/pgdl-format.md)")
+    config = read_json(config_path)
+    try:
+        model = build_model(config, allow_code_layers=allow_code_layers)
+    except ValueError as e:
+        raise ValueError(f"{config_path}: {e}") from None
     try:
         model.load_weights(str(weights_path))
+    except OSError as e:  # h5py cannot read the file
+        raise ValueError(f"weights file {weights_path} is not readable HDF5 ({e}); "
+                         f"{_CORRUPT}") from None
     except (ValueError, KeyError, IndexError) as e:
         raise ValueError(
-            f"model {model_dir.name[len('model_'):]}: weights file {weights_path} does not match "
-            f"config.json: {e}") from e
+            f"weights file {weights_path} does not match config.json ({e}); the weights belong "
+            "to another architecture: use the weights.hdf5 saved with this config.json") from None
     return model
 
 

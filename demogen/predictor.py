@@ -1,17 +1,24 @@
 """The frozen predictor as the PGDL competition calls it: complexity(model, ds, program_dir).
 
-It measures the margin signature with the extractor settings stored in the coefficient file
-(a seeded sample of the unbatched training data, inputs as given, no augmentation) and returns
-the predicted generalization gap. Where the signature is undefined (no sampled example classified
-correctly, or a layer whose activations are constant, i.e. every ReLU dead) the model has not fit
-its training data, so its train and test accuracy are both near chance: complexity returns
-FALLBACK, a gap of 0, with a warning.
+It reads the frozen file (demogen.coefficients) of the submission folder, else demogen's default,
+measures what that file's features need with its extractor settings (a seeded sample of the
+unbatched training data, inputs as given, no augmentation; no margins at all for a predictor of
+weight metrics only) and returns the predicted generalization gap.
+
+Where a feature is undefined the prediction is a fallback, with a warning that names the
+features and why. Schema 1 (the margin signature): undefined where no sampled example is
+classified correctly or a layer's activations are constant (every ReLU dead); the model has not
+fit its training data, so its train and test accuracy are both near chance, and the fallback is
+FALLBACK, a gap of 0. Schema 2: the file's own `fallback`, wherever a feature is NaN or, under
+the log transform, <= 0.
 """
 
 import os
 import warnings
 
-from demogen import coefficients
+import numpy as np
+
+from demogen import coefficients, features
 from demogen.margins import extract_margins
 
 FALLBACK = 0.0
@@ -19,8 +26,8 @@ _LOADED = {}
 
 
 def load_coefficients(program_dir=None):
-    """The coefficient file of a submission folder (program_dir/coefficients.json), else
-    demogen's default; read and validated once per process."""
+    """The frozen file of a submission folder (program_dir/coefficients.json), else demogen's
+    default; read and validated once per process."""
     path = None
     if program_dir is not None:
         candidate = os.path.join(program_dir, "coefficients.json")
@@ -33,6 +40,8 @@ def load_coefficients(program_dir=None):
 def complexity(model, ds, program_dir=None):
     """The predicted generalization gap of a trained Keras classifier, as a float."""
     frozen = load_coefficients(program_dir)
+    if isinstance(frozen, coefficients.Predictor):
+        return _predict(frozen, model, ds)
     settings = frozen.extractor
     margins = extract_margins(model, ds, n_examples=settings["n_examples"],
                               seed=settings["seed"], batch_size=settings["batch_size"])
@@ -46,3 +55,24 @@ def complexity(model, ds, program_dir=None):
         warnings.warn(f"the margin signature is undefined ({error}); predicting a gap of "
                       f"{FALLBACK}", stacklevel=2)
         return FALLBACK
+
+
+def _predict(frozen, model, ds):
+    """complexity() for a schema-2 predictor."""
+    groups = features.groups_of(frozen.features)
+    measurement = features.measure(model, ds, features.needs_of(groups),
+                                   **{k: frozen.extractor[k]
+                                      for k in ("n_examples", "seed", "batch_size")})
+    values, errors = features.compute(measurement, groups)
+    row = np.array([[values[name] for name in frozen.features]])
+    undefined = frozen.undefined(row)[0]
+    if undefined.any():
+        named = [f"{name} = {values[name]}" + (" under log" if transform == "log" else "")
+                 for name, transform, bad in zip(frozen.features, frozen.transforms, undefined)
+                 if bad]
+        reasons = [f"{group}: {errors[group]}" for group in features.groups_of(
+            [name for name, bad in zip(frozen.features, undefined) if bad]) if group in errors]
+        warnings.warn(f"the features {', '.join(named)} are undefined"
+                      + (f" ({'; '.join(reasons)})" if reasons else "")
+                      + f"; predicting the fallback gap {frozen.fallback}", stacklevel=3)
+    return float(frozen.predict_many(row)[0])

@@ -1,13 +1,15 @@
-"""The one rule for `--tasks DIR`: one task folder (it has model_* folders) or a folder of task
-folders (like the competition's input_data). A task's model_configs.json is looked for in the task
-folder, then in <folder of tasks>/../reference_data/<task>/ (the released archives' layout), then
-in <reference>/<task>/."""
+"""The one rule for `--tasks DIR`: one task folder (it has model_* folders or a model_configs.json)
+or a folder of task folders (like the competition's input_data, or the released archives'
+reference_data, which holds only <task>/model_configs.json). A task's model_configs.json is looked
+for in the task folder, then in <folder of tasks>/../reference_data/<task>/ (the released
+archives' layout), then in <reference>/<task>/."""
 
 import pathlib
 
 
 def _is_task(folder):
-    return any(p.is_dir() for p in folder.glob("model_*"))
+    return (folder / "model_configs.json").is_file() or any(p.is_dir()
+                                                            for p in folder.glob("model_*"))
 
 
 def configs_candidates(task_dir, reference=None):
@@ -28,8 +30,8 @@ def find_tasks(tasks_dir, reference=None, require_configs=True):
     folders = [root] if _is_task(root) else sorted(p for p in root.iterdir()
                                                    if p.is_dir() and _is_task(p))
     if not folders:
-        raise FileNotFoundError(f"{root} is neither a task folder (with model_* folders) nor a "
-                                "folder of task folders")
+        raise FileNotFoundError(f"{root} is neither a task folder (with model_* folders or a "
+                                "model_configs.json) nor a folder of task folders")
     tasks = []
     for folder in folders:
         candidates = configs_candidates(folder, reference)

@@ -1,13 +1,15 @@
 """Fit the signature regression on a pool and freeze it into a coefficient file
-(demogen.coefficients): what `demogen fit` runs."""
+(demogen.coefficients, schema 1): what `demogen fit` runs; and the pieces of a schema-2 predictor
+file (a linear or boosted-trees head, the whole object)."""
 
 import hashlib
 import pathlib
 from importlib.metadata import version
 
 from demogen import coefficients, pgdl
+from demogen.features import FEATURES_VERSION
 from demogen.layers import SLOTS
-from demogen.margins import DEFAULTS
+from demogen.margins import DEFAULTS, EXTRACTOR_VERSION
 from demogen.signature import feature_names
 from demogen_fit import ablations, regression, tables
 
@@ -55,8 +57,48 @@ def fit(table, sources, transform="log", seed=0):
     return frozen, estimator, kept, figures, dropped
 
 
+def linear_head(coefficients, intercept):
+    """A schema-2 linear head: prediction = coefficients . phi + intercept."""
+    return {"kind": "linear", "coefficients": [float(c) for c in coefficients],
+            "intercept": float(intercept)}
+
+
+def trees_head(model):
+    """A schema-2 trees head from a fitted GradientBoostingRegressor (squared error, default
+    init: the constant training mean)."""
+    if model.loss != "squared_error" or model.init is not None:
+        raise ValueError("only a squared-error GradientBoostingRegressor with the default init "
+                         "can be frozen")
+    trees = []
+    for estimator in model.estimators_[:, 0]:
+        tree = estimator.tree_
+        trees.append({"feature": [int(f) for f in tree.feature],
+                      "threshold": [float(t) for t in tree.threshold],
+                      "left": [int(c) for c in tree.children_left],
+                      "right": [int(c) for c in tree.children_right],
+                      "value": [float(v) for v in tree.value[:, 0, 0]]})
+    return {"kind": "trees", "init": float(model.init_.constant_.ravel()[0]),
+            "learning_rate": float(model.learning_rate), "trees": trees}
+
+
+def predictor_dict(name, features, transforms, head, fallback, pool, metrics):
+    """A validated schema-2 predictor object, with this demogen's extractor defaults, features
+    version and the versions it was created with."""
+    obj = {"schema_version": coefficients.PREDICTOR_SCHEMA_VERSION, "name": name,
+           "target": "gap", "features": list(features), "transforms": list(transforms),
+           "head": head, "fallback": float(fallback),
+           "extractor": {"version": EXTRACTOR_VERSION, **DEFAULTS},
+           "features_version": FEATURES_VERSION, "pool": pool, "metrics": metrics,
+           "created_with": {p: version(p) for p in ("demogen", "numpy", "scikit-learn")}}
+    coefficients.from_dict(obj, f"predictor {name}")
+    return obj
+
+
 def write(frozen, path):
-    """Write a coefficient file atomically."""
+    """Write a frozen file atomically: a Coefficients, a Predictor or a predictor object (which
+    is validated first)."""
+    obj = frozen if isinstance(frozen, dict) else frozen.as_dict()
+    coefficients.from_dict(obj, str(path))
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    pgdl.write_json(path, frozen.as_dict())
+    pgdl.write_json(path, obj)

@@ -22,6 +22,7 @@ from demogen_fit.presets import PRESETS
 
 REPOSITORY = pathlib.Path(__file__).resolve().parents[1]
 PRIMARY_POOL = REPOSITORY / "features_cache" / "nin.csv"
+CORPUS = REPOSITORY / "features_cache" / "corpus.csv"
 
 
 def cache_dir():
@@ -41,9 +42,16 @@ def read_csv(path):
     path = pathlib.Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no feature table {path}")
-    header = pd.read_csv(path, nrows=0).columns
+    try:
+        header = pd.read_csv(path, nrows=0).columns
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"feature table {path} is empty; write it again with demogen zoo (or "
+                         "restore it with git checkout)") from None
     table = pd.read_csv(path, dtype=TEXT_COLUMNS, keep_default_na=False,
                         na_values={c: [""] for c in header if c not in TEXT_COLUMNS})
+    if table.empty:
+        raise ValueError(f"feature table {path} has a header but no rows; run demogen zoo to "
+                         "fill it, or leave it out")
     missing = [c for c in ("task", "model_id", "gap", "train_acc", "test_acc", *SETTINGS)
                if c not in table.columns]
     if missing:
@@ -160,13 +168,16 @@ def check_settings(table):
 
 def usable(table, columns, transform="log"):
     """The rows whose `columns` a regression can use, and the dropped ones with the reason:
-    rows marked with an error, with a missing value, or (log transform) a value <= 0."""
+    rows marked with an error, with a missing gap or feature value, or (log transform) a value
+    <= 0. No usable row at all is an error that says why the first rows were dropped."""
     missing = [c for c in columns if c not in table.columns]
     if missing:
         raise ValueError(f"the table has no column(s) {', '.join(missing[:5])}; rebuild it with "
                          "this demogen (demogen zoo) to get them")
     values = table[list(columns)].to_numpy(dtype=float)
     reasons = np.where(table["error"] != "", "no signature: " + table["error"].astype(str), "")
+    reasons = np.where((reasons == "") & ~np.isfinite(table["gap"].to_numpy(dtype=float)),
+                       "missing (NaN) gap", reasons)
     reasons = np.where((reasons == "") & ~np.isfinite(values).all(axis=1),
                        "missing (NaN) feature value", reasons)
     if transform == "log":
@@ -175,6 +186,10 @@ def usable(table, columns, transform="log"):
     keep = reasons == ""
     dropped = [{"task": t, "model_id": m, "reason": r} for t, m, r in
                zip(table["task"][~keep], table["model_id"][~keep], reasons[~keep])]
+    if not keep.any():
+        shown = "; ".join(f"{d['task']}/{d['model_id']}: {d['reason']}" for d in dropped[:3])
+        raise ValueError(f"no usable model among {len(table)} (e.g. {shown}); check the sources "
+                         "given to the fit")
     return table[keep].reset_index(drop=True), dropped
 
 

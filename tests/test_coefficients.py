@@ -42,7 +42,7 @@ def test_round_trip_through_a_file(tmp_path):
 
 
 @pytest.mark.parametrize("change, message", [
-    (lambda c: c.update(schema_version=2), "schema version 2"),
+    (lambda c: c.update(schema_version=3), "schema version 3, .* versions 1 and 2"),
     (lambda c: c.pop("intercept"), "missing keys intercept"),
     (lambda c: c.update(transform="sqrt"), "transform 'sqrt'"),
     (lambda c: c["extractor"].update(version=EXTRACTOR_VERSION + 1), "refit with `demogen fit`"),

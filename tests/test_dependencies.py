@@ -8,7 +8,7 @@ import sys
 
 PACKAGE = pathlib.Path(__file__).parent.parent / "demogen"
 ALLOWED = {"tensorflow", "numpy", "h5py", "demogen"} | set(sys.stdlib_module_names)
-OFFLINE = ["fit", "statsmodels", "sklearn", "joblib", "tqdm", "matplotlib", "pandas", "scipy",
+OFFLINE = ["demogen_fit", "fit", "statsmodels", "sklearn", "joblib", "tqdm", "matplotlib", "pandas", "scipy",
            "keras", "tf_keras"]
 
 

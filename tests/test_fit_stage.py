@@ -2,6 +2,7 @@
 the ablation table, the frozen default coefficients, and `demogen fit`."""
 
 import json
+import re
 import warnings
 
 import numpy as np
@@ -33,7 +34,7 @@ def test_primary_pool_reads_with_its_settings(pool):
 
 def test_usable_says_which_models_were_dropped_and_why():
     table = pd.DataFrame({"task": "t", "model_id": ["0", "1", "2", "3"],
-                          "error": ["", "diverged", "", ""],
+                          "error": ["", "diverged", "", ""], "gap": 0.1,
                           "a": [1.0, 1.0, np.nan, 2.0], "b": [1.0, 1.0, 1.0, -1.0]})
     kept, dropped = tables.usable(table, ["a", "b"], "log")
     assert list(kept["model_id"]) == ["0"]
@@ -184,3 +185,72 @@ def test_too_small_folds_are_refused_with_the_reason(task, cache, tmp_path, caps
     rows.to_csv(tmp_path / "t.csv", index=False)
     assert main(["fit", str(tmp_path / "t.csv"), "--out", str(tmp_path / "c.json")]) == 2
     assert "10-fold split of 23 models leaves only" in capsys.readouterr().err
+
+
+def test_cli_fit_writes_nothing_unless_asked(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["fit", str(VGG)]) == 0
+    assert "no coefficient file written: add --out FILE" in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", r"feature table .*bad\.csv is empty; write it again"),
+    (None, r"feature table .*bad\.csv has a header but no rows"),
+    ("nan gap", r"no usable model among 3 \(e\.g\. vgg_clean/\d+: missing \(NaN\) gap"),
+])
+def test_cli_fit_names_an_empty_table_or_a_missing_gap(tmp_path, capsys, text, message):
+    path = tmp_path / "bad.csv"
+    table = pd.read_csv(VGG, dtype=str)
+    if text is None:
+        table.iloc[:0].to_csv(path, index=False)
+    elif text == "nan gap":
+        table.iloc[:3].assign(gap="").to_csv(path, index=False)
+    else:
+        path.write_text(text)
+    assert main(["fit", str(path), "--out", str(tmp_path / "c.json")]) == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert not (tmp_path / "c.json").exists()
+
+
+def test_a_missing_gap_drops_that_model_with_its_reason():
+    table = tables.read_csv(VGG)
+    table.loc[4, "gap"] = np.nan
+    table["error"] = table["error"].fillna("")
+    kept, dropped = tables.usable(table, ablations.QUARTILES, "log")
+    assert {"task": "vgg_clean", "model_id": table.loc[4, "model_id"],
+            "reason": "missing (NaN) gap"} in dropped
+    assert len(kept) + len(dropped) == len(table)
+
+
+def test_a_task_folder_keeps_what_it_can_measure_of_each_model(tmp_path):
+    """A SeparableConv2D model has no spectral-complexity baseline but keeps its signatures; a
+    model whose weights file is corrupt is dropped with the reason; the others are unaffected."""
+    from pgdl_task import randomize
+    from tensorflow import keras
+
+    rng = np.random.default_rng(0)
+    pgdl.write_dataset(tmp_path / "dataset_1" / "train",
+                       rng.normal(size=(40, 6, 6, 1)).astype(np.float32), rng.integers(0, 3, 40))
+    separable = randomize(keras.Sequential([
+        keras.Input((6, 6, 1)), keras.layers.Conv2D(4, 3, padding="same", activation="relu"),
+        keras.layers.SeparableConv2D(4, 3, padding="same", activation="relu"),
+        keras.layers.Flatten(), keras.layers.Dense(8, activation="relu"),
+        keras.layers.Dense(3)]), 1)
+    for model_id, model in enumerate([small_cnn(0), separable, small_cnn(2)]):
+        pgdl.write_model(tmp_path / f"model_{model_id}", model, (6, 6, 1))
+    weights = tmp_path / "model_2" / "weights.hdf5"
+    weights.write_bytes(weights.read_bytes()[:100])
+    pgdl.write_model_configs(tmp_path, {str(i): {
+        "hparams": {"a": {"current_value": i, "possible_values": [0, 1, 2]}},
+        "metrics": {"train_acc": 0.9, "test_acc": 0.8}} for i in range(3)})
+    table = tables.read_task(tmp_path, tmp_path / "cache", progress=False)
+    ok, separable_row, broken = (table.iloc[i] for i in range(3))
+    assert ok["error"] == "" and np.isfinite(ok["spectral.q2"])
+    assert separable_row["error"] == ""
+    assert np.isfinite(separable_row[ablations.QUARTILES].to_numpy(float)).all()
+    assert np.isfinite(separable_row["w.log_spectral.mean"])
+    assert np.isnan(separable_row["spectral.q2"])
+    assert "baselines: " in separable_row["feature_errors"]
+    assert "SeparableConv2D" in separable_row["feature_errors"]
+    assert re.search(r"weights\.hdf5 is not readable HDF5 .*truncated or corrupt", broken["error"])

@@ -141,3 +141,46 @@ def test_score_refuses_an_incomplete_grid_and_missing_predictions(tasks, tmp_pat
     (tmp_path / "in" / "b" / "model_0").mkdir(parents=True)
     with pytest.raises(ValueError, match="task b .*grid is incomplete"):
         score_predictions(tmp_path, tmp_path / "in", reference=tmp_path / "ref")
+
+
+def counting_submission(path, calls):
+    """A submission that appends a line to `calls` (outside it, so its digest stays) per model."""
+    return folder_submission(path, "def complexity(model, ds):\n"
+                                   f"    with open({str(calls)!r}, 'a') as f:\n"
+                                   "        f.write('x\\n')\n"
+                                   "    return float(len(model.layers))\n")
+
+
+def test_an_interrupted_ingest_resumes_with_the_unfinished_tasks_only(tasks, tmp_path, capsys):
+    calls = tmp_path / "calls"
+    submission = counting_submission(tmp_path / "s", calls)
+    first = ingest(submission, tasks / "input_data", tmp_path / "pred", progress=False)
+    assert len(calls.read_text().split()) == 16
+    (tmp_path / "pred" / "b.predict").write_text('{"model_0": 4.0')  # cut off while writing b
+    again = ingest(submission, tasks / "input_data", tmp_path / "pred")
+    assert again == first
+    assert len(calls.read_text().split()) == 16 + 8  # task a was kept, task b ran again
+    assert "resuming the ingest in" in capsys.readouterr().err
+
+
+def test_the_exceeded_flag_survives_a_resume(tasks, tmp_path):
+    submission = counting_submission(tmp_path / "s", tmp_path / "calls")
+    ingest(submission, tasks / "input_data", tmp_path / "pred", budget_per_model=0.0,
+           progress=False)
+    (tmp_path / "pred" / "b.predict").unlink()
+    got = ingest(submission, tasks / "input_data", tmp_path / "pred", budget_per_model=300.0,
+                 progress=False)
+    assert set(got["b"].values()) == {"EXCEEDED"}
+
+
+def test_a_resume_with_another_submission_or_other_tasks_is_refused(tasks, tmp_path, capsys):
+    submission = counting_submission(tmp_path / "s", tmp_path / "calls")
+    ingest(submission, tasks / "input_data" / "a", tmp_path / "pred", progress=False)
+    other = folder_submission(tmp_path / "t", "def complexity(model, ds):\n    return 2.0\n")
+    with pytest.raises(ValueError, match=r"holds an ingest of another submission .*; to start "
+                                         r"over, delete .*\.ingest_state\.json"):
+        ingest(other, tasks / "input_data" / "a", tmp_path / "pred", progress=False)
+    assert main(["ingest", "--submission", str(submission), "--tasks", str(tasks / "input_data"),
+                 "--out", str(tmp_path / "pred")]) == 2
+    assert "holds an ingest over other tasks or models (they differ in task(s) b)" in \
+        capsys.readouterr().err

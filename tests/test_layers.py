@@ -97,6 +97,19 @@ def test_bad_layer_names(spec, message):
         choose_layers(ModelGraph(model), [0, 1, spec])
 
 
+def test_the_logits_layer_and_layers_out_of_order_are_refused():
+    graph = ModelGraph(cnn())  # layer 9 (Dense) computes the logits
+    with pytest.raises(ValueError, match=r"layer 9:Dense is the logits layer .*name hidden layers "
+                                         "before it"):
+        choose_layers(graph, [0, 3, 9])
+    with pytest.raises(ValueError, match=r"layers 7:Dense, 3:Conv2D, 0:Conv2D are not in forward "
+                                         "order"):
+        choose_layers(graph, [7, 3, 0])
+    with pytest.raises(ValueError, match="not in forward order"):
+        choose_layers(graph, [2, "input", 3, 7])
+    assert choose_layers(graph, [3, 3, 7])[0] == [INPUT, 3, 3, 7]
+
+
 def test_a_layer_inside_a_branch_is_refused():
     model = resnet()
     with pytest.raises(ValueError, match="inside a branch"):

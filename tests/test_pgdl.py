@@ -260,17 +260,46 @@ def test_weights_not_matching_config(tmp_path):
     assert config["model_config"][-1]["units"] == 5
     config["model_config"][-1]["units"] = 7
     path.write_text(json.dumps(config))
-    with pytest.raises(ValueError, match=r"model 12: weights file .* does not match config\.json"):
+    with pytest.raises(ValueError, match=r"weights file .*model_12[/\\]weights\.hdf5 does not "
+                                         r"match config\.json \(.*\); the weights belong to "
+                                         "another architecture"):
         pgdl.load_model(task, "12")
     # A missing layer with weights: the layer count no longer matches.
     del config["model_config"][1]
     path.write_text(json.dumps(config))
-    with pytest.raises(ValueError, match=r"model 12: .*does not match config\.json"):
+    with pytest.raises(ValueError, match=r"model_12.*does not match config\.json \(Layer count"):
         pgdl.load_model(task, "12")
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda data: data[:len(data) // 2], r"weights\.hdf5 is not readable HDF5 \(.*truncated"),
+    (lambda data: bytes(len(data)), r"weights\.hdf5 is not readable HDF5 \(.*signature"),
+])
+def test_a_truncated_or_corrupt_weights_file_is_a_clear_error(tmp_path, damage, message):
+    pgdl.write_model(tmp_path / "model_0", _random_cnn(), (8, 8, 3))
+    weights = tmp_path / "model_0" / "weights.hdf5"
+    weights.write_bytes(damage(weights.read_bytes()))
+    with pytest.raises(ValueError, match=message + r".*\); the file is truncated or corrupt"):
+        pgdl.load_model(tmp_path, "0")
+
+
+def test_a_truncated_config_is_a_clear_error(tmp_path):
+    pgdl.write_model(tmp_path / "model_0", _random_cnn(), (8, 8, 3))
+    config = tmp_path / "model_0" / "config.json"
+    text = config.read_text()
+    config.write_text(text[:text.index(":") + 1] + "\n")
+    with pytest.raises(ValueError, match=r"model_0[/\\]config\.json is not valid JSON \(Expecting "
+                                         r"value: line 3 column 1 .*\); the file is truncated"):
+        pgdl.load_model(tmp_path, "0")
 
 
 def test_model_ids_sorting(tmp_path):
     with pytest.raises(FileNotFoundError, match=str(tmp_path.name)):
+        pgdl.model_ids(tmp_path)
+    (tmp_path / "net_0").mkdir()
+    (tmp_path / "model_").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"holds \['model_', 'net_0'\]\); each model goes "
+                                                r"in a folder model_<id>"):
         pgdl.model_ids(tmp_path)
     for name in ("model_10", "model_2", "model_1", "dataset_1"):
         (tmp_path / name).mkdir()

@@ -1,0 +1,267 @@
+"""Transfer: fit each candidate on some tasks and score it, with the competition's measures, on a
+task it has never seen.
+
+A view groups the tasks into units left out together: "task" (each task alone), "cluster" (the
+tasks sharing an architecture family and a data source), "family", "source". For every unit u,
+a candidate is fitted on the tasks outside u and its predictions for u's tasks (from the frozen
+predictor, fallbacks included, for every model of the grid) are scored: CMI x 100, Kendall's tau-b
+and Psi per task. An undefined score counts as 0 and the task as failed.
+
+Everything chosen is chosen inside the training tasks of each split: a candidate's tuning
+parameter maximizes the mean within-task Kendall tau over leave-one-task-out inside them, and
+the nested score picks the candidate for each outer unit by the same leave-one-unit-out on the
+remaining units only (mean CMI; the simplest candidate within one standard error of the best,
+in registry order), then scores that candidate's fit on the outer unit. The held-out unit's gaps
+never reach a fit or a choice made for it.
+"""
+
+import math
+
+import numpy as np
+from joblib import Parallel, delayed
+
+from demogen import scoring
+from demogen_fit import candidates as registry
+from demogen_fit import presets
+
+VIEWS = ("task", "cluster", "family", "source")
+MEASURES = ("cmi", "kendall_tau", "granulated_psi")
+SELECTION_VIEW = "cluster"
+
+
+def task_info(table):
+    """{task: {"family", "source", "cluster", "lockbox"}} from the presets that made the rows; a
+    task of no known preset is its own family and source."""
+    info = {}
+    for (preset, task), _ in table.groupby(["preset", "task"], sort=True):
+        spec = next((t for t in presets.PRESETS[preset].tasks if t.name == task), None) \
+            if preset in presets.PRESETS else None
+        family, source = (spec.family, spec.source) if spec else (task, task)
+        info[task] = {"family": family, "source": source, "cluster": f"{family}/{source}",
+                      "lockbox": bool(spec and spec.lockbox)}
+    return info
+
+
+class Corpus:
+    """A feature table as tasks: their rows, gaps, hyperparameters and the units of each view."""
+
+    def __init__(self, table):
+        self.table = table.reset_index(drop=True)
+        self.info = task_info(self.table)
+        self.tasks = sorted(self.info)
+        self.rows = {t: np.flatnonzero(self.table["task"].to_numpy() == t) for t in self.tasks}
+        self.gaps = self.table["gap"].to_numpy(dtype=np.float64)
+        hp = [c for c in self.table.columns if c.startswith("hp.")]
+        self.hparams = {}
+        for task, rows in self.rows.items():
+            own = self.table.loc[rows, hp].dropna(axis=1, how="all")
+            self.hparams[task] = own.rename(columns=lambda c: c[3:]).to_dict("records")
+
+    def units(self, view):
+        """{unit: tuple of its tasks} for a view; fewer than 3 units is an error."""
+        if view not in VIEWS:
+            raise ValueError(f"unknown view {view!r}; the views are {', '.join(VIEWS)}")
+        units = {}
+        for task in self.tasks:
+            key = task if view == "task" else self.info[task][view]
+            units.setdefault(key, []).append(task)
+        if len(units) < 3:
+            raise ValueError(f"leave-one-{view}-out needs at least 3 {view} units, the tables "
+                             f"hold {len(units)} ({', '.join(units)}); add tasks")
+        return {unit: tuple(tasks) for unit, tasks in units.items()}
+
+    def score(self, predictions, task):
+        """{"cmi", "kendall_tau", "granulated_psi", "n_models"} of one task's predictions (taken
+        from `predictions` over all rows); an undefined score is 0 and listed in "undefined"."""
+        rows = self.rows[task]
+        p, g, h = predictions[rows], self.gaps[rows], self.hparams[task]
+        result, undefined = {"n_models": int(len(rows))}, []
+        for name, function in (
+                ("cmi", lambda: scoring.conditional_mutual_information(p, g, h)),
+                ("kendall_tau", lambda: scoring.kendall_tau(p, g)),
+                ("granulated_psi", lambda: scoring.granulated_kendall(p, g, h).psi)):
+            try:
+                result[name] = float(function())
+            except scoring.UndefinedScore:
+                result[name] = 0.0
+                undefined.append(name)
+        if undefined:
+            result["undefined"] = undefined
+        return result
+
+    def within_tau(self, predictions, task):
+        rows = self.rows[task]
+        try:
+            return scoring.kendall_tau(predictions[rows], self.gaps[rows])
+        except scoring.UndefinedScore:
+            return 0.0
+
+
+class Evaluator:
+    """One candidate over one corpus: fits keyed by the set of tasks left out, so a fit is made
+    once whichever split or selection needs it."""
+
+    def __init__(self, corpus, candidate, seed=0):
+        self.corpus, self.candidate, self.seed = corpus, candidate, seed
+        self._fits = {}
+        self._tuned = {}
+
+    def predictions(self, excluded):
+        """{parameter: predictions for every row} of the fits on the tasks outside `excluded`."""
+        excluded = frozenset(excluded)
+        if excluded not in self._fits:
+            table = self.corpus.table
+            if not self.candidate.shippable:
+                floor = registry.predict(self.candidate, None, table, self.seed)
+                self._fits[excluded] = {p: floor for p in self.candidate.grid}
+            else:
+                training = table[~table["task"].isin(excluded)]
+                frozen = registry.fit(self.candidate, training)
+                self._fits[excluded] = {p: registry.predict(self.candidate, f, table)
+                                        for p, f in frozen.items()}
+        return self._fits[excluded]
+
+    def tuned(self, excluded):
+        """The grid value with the best mean within-task tau over leave-one-task-out inside the
+        tasks outside `excluded` (the first, i.e. simplest, on ties, and when one training task
+        leaves nothing to tune on)."""
+        excluded = frozenset(excluded)
+        grid = self.candidate.grid
+        inner = [t for t in self.corpus.tasks if t not in excluded]
+        if len(grid) == 1 or len(inner) < 2:
+            return grid[0]
+        if excluded not in self._tuned:
+            means = [np.mean([self.corpus.within_tau(self.predictions(excluded | {t})[p], t)
+                              for t in inner]) for p in grid]
+            self._tuned[excluded] = grid[int(np.argmax(means))]
+        return self._tuned[excluded]
+
+    def held_out(self, excluded):
+        """(predictions for every row, the parameter) of the tuned fit outside `excluded`."""
+        parameter = self.tuned(excluded)
+        return self.predictions(excluded)[parameter], parameter
+
+    def leave_one_out(self, units):
+        """{task: scores} with each unit's tasks predicted by the fit on the other units."""
+        results = {}
+        for tasks in units.values():
+            predictions, parameter = self.held_out(tasks)
+            for task in tasks:
+                results[task] = {**self.corpus.score(predictions, task),
+                                 "parameter": parameter}
+        return results
+
+    def inner_cmi(self, units, outer):
+        """{unit v: mean CMI over v's tasks from the fit outside outer and v}, v != outer."""
+        result = {}
+        for unit, tasks in units.items():
+            if unit != outer:
+                predictions, _ = self.held_out(set(units[outer]) | set(tasks))
+                result[unit] = float(np.mean([self.corpus.score(predictions, t)["cmi"]
+                                              for t in tasks]))
+        return result
+
+
+def summary(per_task):
+    """Mean and standard error over tasks of each measure, and the failed tasks (tau <= 0 or
+    undefined)."""
+    out = {}
+    for name in MEASURES:
+        values = np.array([r[name] for r in per_task.values()])
+        out[name] = float(values.mean())
+        out[f"{name}_se"] = float(values.std(ddof=1) / math.sqrt(len(values))) \
+            if len(values) > 1 else math.nan
+    out["failed_tasks"] = sorted(t for t, r in per_task.items()
+                                 if r["kendall_tau"] <= 0 or "kendall_tau" in
+                                 r.get("undefined", ()))
+    return out
+
+
+def choose(scores, order):
+    """The simplest name (first in `order`) whose mean is within one standard error of the best
+    mean; `scores` maps a name to the values it is judged on."""
+    means = {n: float(np.mean(v)) for n, v in scores.items()}
+    best = max(means, key=means.get)
+    values = np.asarray(scores[best], dtype=float)
+    se = values.std(ddof=1) / math.sqrt(len(values)) if len(values) > 1 else 0.0
+    return next(n for n in order if n in means and means[n] >= means[best] - se)
+
+
+def _candidate_results(corpus, candidate, views, seed):
+    """Per view: the leave-one-unit-out scores per task, and the inner CMI matrix of the nested
+    selection ({outer: {v: mean CMI}})."""
+    evaluator = Evaluator(corpus, candidate, seed)
+    out = {}
+    for view in views:
+        units = corpus.units(view)
+        out[view] = {"tasks": evaluator.leave_one_out(units),
+                     "inner": {u: evaluator.inner_cmi(units, u) for u in units}
+                     if candidate.shippable else {}}
+    return out
+
+
+def _unit_cmi(per_task, units):
+    return {u: float(np.mean([per_task[t]["cmi"] for t in tasks])) for u, tasks in units.items()}
+
+
+def evaluate(table, names=None, views=VIEWS, n_jobs=2, seed=0):
+    """The transfer evaluation of the candidates named (default: all) on a feature table (see
+    the module docstring). Candidates whose features the table lacks are skipped with the
+    reason, and views with fewer than 3 units likewise. Returns the JSON-ready result of
+    `demogen evaluate`."""
+    corpus = Corpus(table)
+    chosen, skipped = [], {}
+    for candidate in registry.get(names):
+        missing = [c for c in candidate.features if c not in corpus.table.columns]
+        if missing:
+            skipped[candidate.name] = (f"the tables lack {len(missing)} of its features (e.g. "
+                                       f"{missing[0]}); rebuild them with this demogen")
+        else:
+            chosen.append(candidate)
+    if not any(c.shippable for c in chosen):
+        raise ValueError("no candidate can be evaluated on these tables: "
+                         + "; ".join(f"{n}: {r}" for n, r in skipped.items()))
+    too_few = {}
+    for view in views:  # before any work: a view needs 3 units
+        try:
+            corpus.units(view)
+        except ValueError as error:
+            too_few[view] = str(error)
+    views = tuple(v for v in views if v not in too_few)
+    if not views:
+        raise ValueError("; ".join(too_few.values()))
+    # Threads: the work is numpy and scikit-learn, which release the GIL in their inner loops.
+    results = Parallel(n_jobs=n_jobs, backend="threading")(delayed(_candidate_results)(corpus, c, views, seed)
+                                      for c in chosen)
+    results = dict(zip([c.name for c in chosen], results))
+    order = [c.name for c in chosen if c.shippable]
+    report = {"views": {}, "skipped": skipped, "skipped_views": too_few, "tasks": corpus.info}
+    for view in views:
+        units = corpus.units(view)
+        per_candidate = {n: {"tasks": r[view]["tasks"], "mean": summary(r[view]["tasks"])}
+                         for n, r in results.items()}
+        if "paper" in per_candidate:
+            paper = per_candidate["paper"]["tasks"]
+            for entry in per_candidate.values():
+                diff = np.array([entry["tasks"][t]["cmi"] - paper[t]["cmi"] for t in paper])
+                entry["vs_paper"] = {"cmi_difference": float(diff.mean()),
+                                     "se": float(diff.std(ddof=1) / math.sqrt(len(diff)))}
+        nested_tasks, nested_choice = {}, {}
+        for outer, tasks in units.items():
+            name = choose({n: list(results[n][view]["inner"][outer].values()) for n in order},
+                          order)
+            nested_choice[outer] = name
+            for task in tasks:
+                nested_tasks[task] = {**per_candidate[name]["tasks"][task], "candidate": name}
+        selected = choose({n: list(_unit_cmi(per_candidate[n]["tasks"], units).values())
+                           for n in order}, order)
+        report["views"][view] = {
+            "units": {u: list(t) for u, t in units.items()}, "candidates": per_candidate,
+            "nested": {"tasks": nested_tasks, "mean": summary(nested_tasks),
+                       "chosen": nested_choice},
+            "selected": selected}
+    headline = report["views"]["task" if "task" in views else views[0]]
+    report.update(candidates=headline["candidates"], nested=headline["nested"],
+                  selected=report["views"].get(SELECTION_VIEW, headline)["selected"],
+                  selection_view=SELECTION_VIEW if SELECTION_VIEW in views else views[0])
+    return report

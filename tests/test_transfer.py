@@ -1,0 +1,128 @@
+"""Transfer evaluation on a synthetic corpus built here: one feature ranks the gap within every
+task, another is noise; leave-one-task-out must pick the first and score it as computed by hand;
+the held-out task's gaps never reach its own fits or choices."""
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from demogen import scoring
+from demogen_fit import candidates, transfer
+
+NAMES = ["random", "output_margin", "weights_shape"]
+
+
+def synthetic(n_tasks=4, seed=0, swap=None):
+    """Tasks of 16 models over 4 binary hyperparameters; out.q2 = -(offset + gap) (a perfect inverse
+    ranking within each task), alpha features pure noise. `swap` = (task index, r, s): exchange
+    the gaps of the models of gap ranks r and s of that task after out.q2 is set."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for k in range(n_tasks):
+        grid = list(itertools.product((0, 1), repeat=4))
+        ranks = rng.permutation(16)
+        gap = 0.05 + 0.02 * k + ranks * 0.01
+        frame = pd.DataFrame(grid, columns=["hp.a", "hp.b", "hp.c", "hp.d"]).assign(
+            task=f"t{k}", model_id=[str(i) for i in range(16)], preset="synthetic", error="",
+            gap=gap)
+        frame["out.q2"] = -0.1 * k - frame["gap"]
+        frame["acc.sample"] = 1.0
+        frame["w.alpha.mean"] = rng.normal(3, 1, 16)
+        frame["w.alpha_hat.mean"] = rng.normal(3, 1, 16)
+        for column in candidates.WEIGHT_SCALE:
+            frame[column] = rng.normal(0, 1, 16)
+        if swap is not None and swap[0] == k:
+            i, j = (int(np.flatnonzero(ranks == r)[0]) for r in swap[1:])
+            frame.loc[[i, j], "gap"] = frame.loc[[j, i], "gap"].to_numpy()
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def report():
+    return transfer.evaluate(synthetic(swap=(2, 5, 8)), NAMES, n_jobs=1)
+
+
+def test_the_ranking_feature_is_chosen_and_scored_as_computed_by_hand(report):
+    scores = report["candidates"]["output_margin"]["tasks"]
+    for task in ("t0", "t1", "t3"):  # predictions reverse out.q2, which reverses the gap exactly
+        assert scores[task]["kendall_tau"] == pytest.approx(1.0)
+        assert scores[task]["granulated_psi"] == pytest.approx(1.0)
+        assert scores[task]["cmi"] == pytest.approx(100.0)
+    # Gap ranks 5 and 8 exchanged: the pair itself and each of them with ranks 6 and 7 are
+    # discordant, 5 of C(16, 2) = 120 pairs: tau-b = (115 - 5) / 120.
+    assert scores["t2"]["kendall_tau"] == pytest.approx(110 / 120)
+    assert report["selected"] == "output_margin"
+    assert set(report["nested"]["chosen"].values()) == {"output_margin"}
+    assert report["nested"]["mean"]["cmi"] == report["candidates"]["output_margin"]["mean"]["cmi"]
+    assert report["candidates"]["weights_shape"]["mean"]["kendall_tau"] < 0.5
+
+
+def test_the_scores_are_those_of_the_frozen_predictions_on_the_held_out_task():
+    table = synthetic()
+    corpus = transfer.Corpus(table)
+    candidate = candidates.get(["weights_shape"])[0]
+    predictions, _ = transfer.Evaluator(corpus, candidate).held_out({"t1"})
+    frozen = candidates.fit(candidate, table[table["task"] != "t1"])[None]
+    rows = table["task"] == "t1"
+    expected = candidates.predict(candidate, frozen, table[rows])
+    np.testing.assert_array_equal(predictions[rows.to_numpy()], expected)
+    got = corpus.score(predictions, "t1")
+    assert got["kendall_tau"] == pytest.approx(scoring.kendall_tau(expected, table["gap"][rows]))
+
+
+def test_the_held_out_task_never_reaches_its_own_fits_or_choices():
+    table = synthetic()
+    shuffled = table.copy()
+    rows = shuffled["task"] == "t1"
+    shuffled.loc[rows, "gap"] = np.random.default_rng(5).permutation(shuffled.loc[rows, "gap"])
+    for name in ("output_margin", "weights_shape"):
+        candidate = candidates.get([name])[0]
+        a = transfer.Evaluator(transfer.Corpus(table), candidate)
+        b = transfer.Evaluator(transfer.Corpus(shuffled), candidate)
+        np.testing.assert_array_equal(a.held_out({"t1"})[0], b.held_out({"t1"})[0])
+        units = {t: (t,) for t in ("t0", "t1", "t2", "t3")}
+        assert a.inner_cmi(units, "t1") == b.inner_cmi(units, "t1")
+
+
+def test_tuning_uses_only_the_training_tasks(monkeypatch):
+    seen = []
+    fit = candidates.fit
+
+    def recording(candidate, table, pool=None):
+        seen.append(frozenset(table["task"]))
+        return fit(candidate, table, pool)
+
+    monkeypatch.setattr(candidates, "fit", recording)
+    evaluator = transfer.Evaluator(transfer.Corpus(synthetic()),
+                                   candidates.get(["weights_scale"])[0])
+    evaluator.held_out({"t0"})
+    assert seen and all("t0" not in tasks for tasks in seen)
+    assert {frozenset({"t1", "t2", "t3"})} | {frozenset({"t1", "t2", "t3"}) - {t}
+                                             for t in ("t1", "t2", "t3")} == set(seen)
+
+
+def test_bad_input():
+    table = synthetic(n_tasks=2)
+    with pytest.raises(ValueError, match="leave-one-task-out needs at least 3 task units, the "
+                                         "tables hold 2"):
+        transfer.evaluate(table, NAMES, views=("task",), n_jobs=1)
+    with pytest.raises(ValueError, match="unknown candidate.* nope; the candidates are random, "
+                                         "output_margin"):
+        transfer.evaluate(synthetic(), ["nope"], n_jobs=1)
+    report = transfer.evaluate(synthetic(), ["output_margin", "paper"], views=("task",),
+                               n_jobs=1)
+    assert report["skipped"]["paper"].startswith("the tables lack 20 of its features")
+    with pytest.raises(ValueError, match="needs at least 22 usable models"):
+        candidates.fit(candidates.get(["paper_unnorm"])[0], synthetic().assign(
+            **{c: 1.0 for c in candidates.CANDIDATES["paper_unnorm"].features}).iloc[:20])
+
+
+def test_the_registry_is_closed_and_ordered():
+    assert len(candidates.CANDIDATES) <= 15
+    names = list(candidates.CANDIDATES)
+    assert names[:2] == ["random", "output_margin"] and "paper" in names
+    assert transfer.choose({"b": [1.0, 1.2], "a": [1.05, 1.1]}, ["a", "b"]) == "a"
+    assert transfer.choose({"b": [2.0, 2.2], "a": [1.0, 1.1]}, ["a", "b"]) == "b"

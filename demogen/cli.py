@@ -270,17 +270,22 @@ def cmd_evaluate(args):
             rows.append({"candidate": name, "CMI": mean["cmi"], "+-": mean["cmi_se"],
                          "tau": mean["kendall_tau"], "tau +-": mean["kendall_tau_se"],
                          "Psi": mean["granulated_psi"], "failed": len(mean["failed_tasks"]),
+                         "> null": mean["above_null"],
                          "vs paper": entry.get("vs_paper", {}).get("cmi_difference")})
         nested = result["nested"]["mean"]
         rows.append({"candidate": "nested (chosen inside)", "CMI": nested["cmi"],
                      "+-": nested["cmi_se"], "tau": nested["kendall_tau"],
                      "tau +-": nested["kendall_tau_se"], "Psi": nested["granulated_psi"],
-                     "failed": len(nested["failed_tasks"])})
+                     "failed": len(nested["failed_tasks"]), "> null": nested["above_null"]})
         _print_frame(f"leave-one-{view}-out ({len(result['units'])} units), means over tasks; "
                      f"selected: {result['selected']}", pd.DataFrame(rows))
     per_task = pd.DataFrame({name: {t: s["cmi"] for t, s in entry["tasks"].items()}
                              for name, entry in report["candidates"].items()})
-    _print_frame("CMI x 100 per held-out task (leave-one-task-out)",
+    for column, key in (("null 95%", "cmi_null_95"), ("ceiling", "noise_ceiling_cmi")):
+        per_task[column] = [report["tasks"][t][key] for t in per_task.index]
+    _print_frame("CMI x 100 per held-out task (leave-one-task-out); null 95%: the 95th "
+                 "percentile under 200 within-task shuffles; ceiling: the gaps against gaps "
+                 "re-measured on bootstrap resamples of the test set (needs side files)",
                  per_task.rename_axis("task").reset_index())
     print(f"\nselected (leave-one-{report['selection_view']}-out, the simplest within one "
           f"standard error of the best mean CMI): {report['selected']}")

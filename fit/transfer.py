@@ -5,7 +5,10 @@ A view groups the tasks into units left out together: "task" (each task alone), 
 tasks sharing an architecture family and a data source), "family", "source". For every unit u,
 a candidate is fitted on the tasks outside u and its predictions for u's tasks (from the frozen
 predictor, fallbacks included, for every model of the grid) are scored: CMI x 100, Kendall's tau-b
-and Psi per task. An undefined score counts as 0 and the task as failed.
+and Psi per task. An undefined score counts as 0 and the task as failed. Per task, beside the
+scores: the 95th percentile of CMI under 200 within-task shuffles (the permutation null) and,
+where side files hold the test-correctness bits, the noise ceiling (the CMI of the gaps against
+gaps re-measured on bootstrap resamples of the test set).
 
 Everything chosen is chosen inside the training tasks of each split: a candidate's tuning
 parameter maximizes the mean within-task Kendall tau over leave-one-task-out inside them, and
@@ -16,6 +19,7 @@ never reach a fit or a choice made for it.
 """
 
 import math
+import pathlib
 
 import numpy as np
 from joblib import Parallel, delayed
@@ -162,6 +166,42 @@ class Evaluator:
         return result
 
 
+def permutation_null(corpus, task, n=200, seed=0):
+    """The 95th percentile of a task's CMI under n within-task shuffles of a tie-free predictor
+    (without ties the null does not depend on the predictor: CMI reads only the order)."""
+    rng = np.random.default_rng([seed, *map(ord, task)])
+    order = np.arange(len(corpus.rows[task]), dtype=np.float64)
+    predictions = np.zeros(len(corpus.gaps))
+    values = []
+    for _ in range(n):
+        predictions[corpus.rows[task]] = rng.permutation(order)
+        values.append(corpus.score(predictions, task)["cmi"])
+    return float(np.percentile(values, 95))
+
+
+def noise_ceiling(corpus, task, n=50, seed=0):
+    """The mean CMI of the task's gaps against gaps re-measured on bootstrap resamples of its
+    test set (one resample shared by all its models), from the side files' test-correctness
+    bits; None when the task has no side files."""
+    from demogen_fit import sidefiles
+
+    rows = corpus.table.loc[corpus.rows[task]]
+    paths = [sidefiles.path(pathlib.Path(r["source"]).parent, r["preset"], task, r["model_id"])
+             for _, r in rows.iterrows()] if "source" in rows else []
+    if not paths or not all(p.is_file() for p in paths):
+        return None
+    correct = np.stack([sidefiles.read(p)[1]["test_correct"] for p in paths])
+    rng = np.random.default_rng([seed, *map(ord, task)])
+    train = rows["train_acc"].to_numpy(dtype=np.float64)
+    predictions = np.zeros(len(corpus.gaps))
+    values = []
+    for _ in range(n):
+        resample = rng.integers(0, correct.shape[1], correct.shape[1])
+        predictions[corpus.rows[task]] = train - correct[:, resample].mean(axis=1)
+        values.append(corpus.score(predictions, task)["cmi"])
+    return float(np.mean(values))
+
+
 def summary(per_task):
     """Mean and standard error over tasks of each measure, and the failed tasks (tau <= 0 or
     undefined)."""
@@ -235,11 +275,17 @@ def evaluate(table, names=None, views=VIEWS, n_jobs=2, seed=0):
                                       for c in chosen)
     results = dict(zip([c.name for c in chosen], results))
     order = [c.name for c in chosen if c.shippable]
+    for task, info in corpus.info.items():
+        info.update(cmi_null_95=permutation_null(corpus, task, seed=seed),
+                    noise_ceiling_cmi=noise_ceiling(corpus, task, seed=seed))
     report = {"views": {}, "skipped": skipped, "skipped_views": too_few, "tasks": corpus.info}
     for view in views:
         units = corpus.units(view)
         per_candidate = {n: {"tasks": r[view]["tasks"], "mean": summary(r[view]["tasks"])}
                          for n, r in results.items()}
+        for entry in per_candidate.values():
+            entry["mean"]["above_null"] = sum(
+                r["cmi"] > corpus.info[t]["cmi_null_95"] for t, r in entry["tasks"].items())
         if "paper" in per_candidate:
             paper = per_candidate["paper"]["tasks"]
             for entry in per_candidate.values():
@@ -255,10 +301,12 @@ def evaluate(table, names=None, views=VIEWS, n_jobs=2, seed=0):
                 nested_tasks[task] = {**per_candidate[name]["tasks"][task], "candidate": name}
         selected = choose({n: list(_unit_cmi(per_candidate[n]["tasks"], units).values())
                            for n in order}, order)
+        nested_mean = summary(nested_tasks)
+        nested_mean["above_null"] = sum(r["cmi"] > corpus.info[t]["cmi_null_95"]
+                                        for t, r in nested_tasks.items())
         report["views"][view] = {
             "units": {u: list(t) for u, t in units.items()}, "candidates": per_candidate,
-            "nested": {"tasks": nested_tasks, "mean": summary(nested_tasks),
-                       "chosen": nested_choice},
+            "nested": {"tasks": nested_tasks, "mean": nested_mean, "chosen": nested_choice},
             "selected": selected}
     headline = report["views"]["task" if "task" in views else views[0]]
     report.update(candidates=headline["candidates"], nested=headline["nested"],

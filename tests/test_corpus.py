@@ -1,6 +1,7 @@
 """The corpus: its data sources, architectures, stopping rule and side files."""
 
 import dataclasses
+import json
 import math
 import socket
 import sys
@@ -9,8 +10,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from demogen import features, pgdl
-from demogen_fit import presets, sidefiles, sources, zoo
+from demogen import coefficients, features, pgdl, predictor
+from demogen_fit import freeze, presets, sidefiles, sources, zoo
 from demogen_fit import train as training
 from demogen_fit.architectures import ARCHITECTURES
 
@@ -234,3 +235,25 @@ def test_changed_task_definition_is_refused(small_corpus):
                     progress=False)
     finally:
         del presets.PRESETS["small"]
+
+
+def test_complexity_on_a_model_read_from_its_pgdl_files_reproduces_its_table_row(
+        small_corpus, tmp_path, monkeypatch):
+    """The features complexity() computes (the dataset read back from the TFRecord shards, the
+    model from config.json and weights.hdf5) equal the zoo's table row to 1e-6."""
+    root, _, _ = small_corpus
+    row = next(r for r in zoo.read_table(root / "features" / "small.csv")
+               if r["task"] == "small_digits" and r["model_id"] == "1")
+    columns = [c for c in features.COLUMNS if math.isfinite(row[c])]
+    assert len(columns) > 150
+    frozen = freeze.predictor_dict("all", columns, ["linear"] * len(columns),
+                                   freeze.linear_head(np.zeros(len(columns)), 0.0), 0.0, {}, {})
+    (tmp_path / "coefficients.json").write_text(json.dumps(frozen))
+    seen = []
+    predict_many = coefficients.Predictor.predict_many
+    monkeypatch.setattr(coefficients.Predictor, "predict_many",
+                        lambda self, X: seen.append(np.array(X)) or predict_many(self, X))
+    task = root / "pool" / "small_digits"
+    assert predictor.complexity(pgdl.load_model(task, "1"), pgdl.load_dataset(task, "train"),
+                                str(tmp_path)) == 0.0
+    np.testing.assert_allclose(seen[0][0], [row[c] for c in columns], rtol=1e-6, atol=1e-6)

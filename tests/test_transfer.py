@@ -3,13 +3,14 @@ task, another is noise; leave-one-task-out must pick the first and score it as c
 the held-out task's gaps never reach its own fits or choices."""
 
 import itertools
+import types
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from demogen import scoring
-from demogen_fit import candidates, transfer
+from demogen_fit import candidates, sidefiles, transfer
 
 NAMES = ["random", "output_margin", "weights_shape"]
 
@@ -126,3 +127,27 @@ def test_the_registry_is_closed_and_ordered():
     assert names[:2] == ["random", "output_margin"] and "paper" in names
     assert transfer.choose({"b": [1.0, 1.2], "a": [1.05, 1.1]}, ["a", "b"]) == "a"
     assert transfer.choose({"b": [2.0, 2.2], "a": [1.0, 1.1]}, ["a", "b"]) == "b"
+
+
+def test_the_permutation_null_and_the_noise_ceiling(report, tmp_path):
+    for task in ("t0", "t1", "t2", "t3"):
+        assert 0 < report["tasks"][task]["cmi_null_95"] < 60
+        assert report["tasks"][task]["noise_ceiling_cmi"] is None  # no side files
+    assert report["candidates"]["output_margin"]["mean"]["above_null"] == 4
+    # Side files whose test-correctness bits are nested sets (a model with a higher test accuracy
+    # is right wherever a lower one is): every bootstrap keeps the order, the ceiling is 100.
+    # Independent bits of equal accuracy: the re-measured order is noise, the ceiling is low.
+    history = types.SimpleNamespace(accuracy=[1.0], cross_entropy=[0.0])
+    table = synthetic().assign(source=str(tmp_path / "t.csv"), train_acc=1.0)
+    rng = np.random.default_rng(0)
+    for index, row in table.iterrows():
+        if row["task"] == "t0":
+            correct = np.arange(2000) < 1000 + 20 * int(row["model_id"])
+        else:
+            correct = rng.random(2000) < 0.7
+        table.loc[index, ["test_acc", "gap"]] = correct.mean(), 1 - correct.mean()
+        sidefiles.write(sidefiles.path(tmp_path, "synthetic", row["task"], row["model_id"]),
+                        None, correct, np.ones(10, bool), history)
+    corpus = transfer.Corpus(table)
+    assert transfer.noise_ceiling(corpus, "t0", n=10) == pytest.approx(100.0)
+    assert transfer.noise_ceiling(corpus, "t1", n=10) < 50

@@ -32,6 +32,8 @@ def cache_dir():
         return pathlib.Path(os.environ["DEMOGEN_CACHE"]).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache"
     return pathlib.Path(base).expanduser() / "demogen" / "joblib"
+
+
 SETTINGS = ("extractor_version", "n_examples", "sample_seed")
 TEXT_COLUMNS = {"task": str, "model_id": str, "preset": str, "weights_digest": str,
                 "layers": str, "error": str}

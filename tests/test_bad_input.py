@@ -227,3 +227,25 @@ def test_an_interrupted_command_says_what_is_kept(monkeypatch, capsys):
     monkeypatch.setattr(cli, "cmd_zoo", interrupted)
     assert cli.main(["zoo", "--preset", "tiny", "--out", "x"]) == 130
     assert "zoo interrupted; what was finished is kept" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_the_demo_names_its_folder_and_removes_it_unless_kept(tmp_path, monkeypatch, capsys, keep):
+    """Even when a step fails: here training, stopped after it wrote into the folder."""
+    import tempfile
+
+    from demogen_fit import zoo
+
+    work = tmp_path / "demo"
+
+    def failing_run(preset, out, **options):
+        out.mkdir(parents=True)
+        (out / "partial").write_text("")
+        raise ValueError("no data")
+
+    monkeypatch.setattr(tempfile, "mkdtemp", lambda prefix: str(work.mkdir() or work))
+    monkeypatch.setattr(zoo, "run", failing_run)
+    assert main(["demo"] + (["--keep"] if keep else [])) == 2
+    out = capsys.readouterr().out
+    assert f"working in {work}" in out
+    assert work.exists() == keep and (f"removed {work}" in out) != keep

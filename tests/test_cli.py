@@ -61,6 +61,10 @@ def test_text_output(task, capsys):
     assert main(["signature", str(task), "--model", "0"]) == 0
     out = capsys.readouterr().out
     assert "model 0" in out and "lower_fence" in out and "h3 2:Dense" in out
+    assert "n_sampled 50" in out and "n_used" in out
+    signature = margin_signature(pgdl.load_model(task, "0"), pgdl.load_dataset(task))
+    h3 = next(line for line in out.splitlines() if "h3 2:Dense" in line)
+    assert h3.split()[2] == str(signature.n_used[3])  # the margins its statistics used
 
 
 def test_unknown_model_and_missing_task(task, tmp_path, capsys):

@@ -254,3 +254,25 @@ def test_a_task_folder_keeps_what_it_can_measure_of_each_model(tmp_path):
     assert "baselines: " in separable_row["feature_errors"]
     assert "SeparableConv2D" in separable_row["feature_errors"]
     assert re.search(r"weights\.hdf5 is not readable HDF5 .*truncated or corrupt", broken["error"])
+
+
+def test_pools_with_different_hyperparameters_fit_together(capsys):
+    """nin (width, batch_norm, ..., seed) and vgg (filters, conv_blocks, ...) share no
+    hyperparameter but mix in one fit."""
+    table = tables.read_sources([tables.PRIMARY_POOL, VGG])
+    groups = tables.configuration_groups(table)
+    assert len(set(groups[table["task"] == "vgg_clean"])) == 32
+    assert main(["fit", str(tables.PRIMARY_POOL), str(VGG), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n_models"] == 283 + 30
+
+
+def test_a_fit_on_a_task_folder_leaves_features_cache_committable(task, tmp_path, monkeypatch,
+                                                                     capsys):
+    """joblib's cache goes to $DEMOGEN_CACHE (else ~/.cache/demogen), never into the folder of
+    committed tables, where its .gitignore would hide new tables from git."""
+    monkeypatch.setenv("DEMOGEN_CACHE", str(tmp_path / "cache"))
+    assert tables.cache_dir() == tmp_path / "cache"
+    before = set((tables.REPOSITORY / "features_cache").rglob("*"))
+    assert main(["fit", str(task), "--json"]) == 0
+    assert set((tables.REPOSITORY / "features_cache").rglob("*")) == before
+    assert any((tmp_path / "cache").rglob("*.pkl")) or any((tmp_path / "cache").iterdir())

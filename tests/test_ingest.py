@@ -184,3 +184,18 @@ def test_a_resume_with_another_submission_or_other_tasks_is_refused(tasks, tmp_p
                  "--out", str(tmp_path / "pred")]) == 2
     assert "holds an ingest over other tasks or models (they differ in task(s) b)" in \
         capsys.readouterr().err
+
+
+def test_score_reads_a_folder_holding_only_model_configs(tasks, tmp_path, capsys):
+    """The released archives' reference_data: <task>/model_configs.json and nothing else."""
+    code = "def complexity(model, ds):\n    return float(len(model.layers))\n"
+    ingest(folder_submission(tmp_path / "s", code), tasks / "input_data", tmp_path / "pred",
+           progress=False)
+    reference = tmp_path / "reference_data"
+    for task in ("a", "b"):
+        found = pgdl.find_model_configs(tasks / "input_data" / task)
+        (reference / task).mkdir(parents=True)
+        (reference / task / "model_configs.json").write_bytes(found.read_bytes())
+    assert main(["score", "--predictions", str(tmp_path / "pred"), "--tasks", str(reference),
+                 "--json"]) == 0
+    assert set(json.loads(capsys.readouterr().out)["tasks"]) == {"a", "b"}

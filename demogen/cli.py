@@ -295,6 +295,28 @@ def cmd_evaluate(args):
     return 0
 
 
+def _fit_candidate(args, table):
+    """`demogen fit --candidate NAME`: the candidate fitted on all the given models."""
+    from demogen_fit import freeze, transfer
+
+    frozen, report = transfer.fit_candidate(table, args.candidate, args.seed)
+    if args.out is not None:
+        freeze.write(frozen, args.out)
+    report["out"] = args.out
+    if args.json:
+        json.dump(report, sys.stdout, indent=1)
+        print()
+        return 0
+    print(f"{args.candidate}: {report['description']}")
+    print(f"  {report['n_models']} models ({report['fallbacks']} predicted by the fallback), "
+          f"tuning parameter {report['parameter']} (chosen by leave-one-task-out inside them)")
+    print(f"  in-sample R^2 {report['r2']:.3f}; Kendall tau within each task (in-sample): "
+          + ", ".join(f"{t} {v:.2f}" for t, v in report["tasks"].items()))
+    print(f"\nwrote {args.out}" if args.out is not None else
+          "\n(no predictor file written: add --out FILE to freeze this fit)")
+    return 0
+
+
 def cmd_fit(args):
     """Fit the regression of the generalization gap on the quartile signature over one or more
     pools (feature tables or PGDL task folders; default: the committed primary reference pool),
@@ -305,6 +327,8 @@ def cmd_fit(args):
 
     sources = args.sources or [tables.PRIMARY_POOL]
     table = tables.read_sources(sources, cache=args.cache, progress=not args.json)
+    if args.candidate:
+        return _fit_candidate(args, table)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         frozen, _, _, figures, dropped = freeze.fit(table, sources, args.transform, args.seed)
@@ -442,6 +466,9 @@ def build_parser():
     fit.add_argument("sources", nargs="*", metavar="TASK_DIR_OR_CSV",
                      help="feature tables (.csv) or PGDL task folders (default: "
                           "features_cache/nin.csv, the primary reference pool)")
+    fit.add_argument("--candidate", metavar="NAME",
+                     help="fit this candidate of `demogen evaluate` instead of the paper's "
+                          "configuration, and freeze it as a schema-2 file")
     fit.add_argument("--transform", choices=["log", "linear"], default="log",
                      help="feature transform (default %(default)s)")
     fit.add_argument("--out", default=None,

@@ -202,6 +202,25 @@ def noise_ceiling(corpus, task, n=50, seed=0):
     return float(np.mean(values))
 
 
+def fit_candidate(table, name, seed=0):
+    """(frozen predictor dict, in-sample report) of one candidate fitted on all of `table`, its
+    tuning parameter chosen by leave-one-task-out inside it (the simplest value with one task).
+    The report: the parameter, the models used, in-sample R^2 and each task's Kendall tau."""
+    candidate = registry.get([name])[0]
+    corpus = Corpus(table)
+    parameter = Evaluator(corpus, candidate, seed).tuned(frozenset())
+    frozen = registry.fit(candidate, corpus.table)[parameter]
+    predictions = registry.predict(candidate, frozen, corpus.table)
+    residual = corpus.gaps - predictions
+    report = {"candidate": name, "description": candidate.description, "parameter": parameter,
+              "n_models": int(len(corpus.gaps)), "fallbacks": int(np.sum(
+                  predictions == frozen["fallback"])),
+              "r2": float(1 - residual @ residual / np.sum((corpus.gaps - corpus.gaps.mean()) ** 2)),
+              "tasks": {t: corpus.within_tau(predictions, t) for t in corpus.tasks}}
+    frozen["metrics"].update(r2=report["r2"], n_models=report["n_models"])
+    return frozen, report
+
+
 def summary(per_task):
     """Mean and standard error over tasks of each measure, and the failed tasks (tau <= 0 or
     undefined)."""

@@ -3,6 +3,7 @@ task, another is noise; leave-one-task-out must pick the first and score it as c
 the held-out task's gaps never reach its own fits or choices."""
 
 import itertools
+import json
 import types
 
 import numpy as np
@@ -151,3 +152,35 @@ def test_the_permutation_null_and_the_noise_ceiling(report, tmp_path):
     corpus = transfer.Corpus(table)
     assert transfer.noise_ceiling(corpus, "t0", n=10) == pytest.approx(100.0)
     assert transfer.noise_ceiling(corpus, "t1", n=10) < 50
+
+
+def test_fit_candidate_tunes_inside_and_freezes_what_evaluate_scores():
+    table = synthetic()
+    frozen, report = transfer.fit_candidate(table, "output_margin")
+    from sklearn.linear_model import LinearRegression
+
+    ols = LinearRegression().fit(table[["out.q2"]], table["gap"])
+    assert report["parameter"] is None
+    assert report["r2"] == pytest.approx(ols.score(table[["out.q2"]], table["gap"]))
+    assert report["tasks"] == {t: pytest.approx(1.0) for t in ("t0", "t1", "t2", "t3")}
+    frozen_ridge, report = transfer.fit_candidate(table, "weights_scale")
+    corpus = transfer.Corpus(table)
+    assert report["parameter"] == transfer.Evaluator(
+        corpus, candidates.get(["weights_scale"])[0]).tuned(frozenset())
+    assert frozen_ridge["metrics"]["parameter"] == report["parameter"]
+
+
+def test_cli_fit_candidate_writes_a_schema_2_file(tmp_path, capsys):
+    from demogen import coefficients
+    from demogen.cli import main
+    from demogen_fit import tables
+
+    out = tmp_path / "p.json"
+    assert main(["fit", str(tables.PRIMARY_POOL), "--candidate", "paper_unnorm", "--out",
+                 str(out), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    predictor = coefficients.load(out)
+    assert isinstance(predictor, coefficients.Predictor) and predictor.name == "paper_unnorm"
+    assert report["n_models"] == 288 and set(report["tasks"]) == {"nin_clean", "nin_noise20"}
+    assert main(["fit", "--candidate", "nope"]) == 2
+    assert "unknown candidate(s) nope; the candidates are random" in capsys.readouterr().err

@@ -287,6 +287,14 @@ def cmd_evaluate(args):
                  "percentile under 200 within-task shuffles; ceiling: the gaps against gaps "
                  "re-measured on bootstrap resamples of the test set (needs side files)",
                  per_task.rename_axis("task").reset_index())
+    simpson = pd.DataFrame([{
+        "score": name, "pooled tau": v["pooled"],
+        "within tasks (mean)": pd.Series(v["within_tasks"]).mean(),
+        "within depths (mean)": pd.Series(v["within_depth"], dtype=float).mean(),
+        "flips": ", ".join(v["flips"]) or "-"} for name, v in report["simpson"].items()])
+    _print_frame("Simpson's view: Kendall tau with the gap pooled over tasks, within each task "
+                 "and within each depth of the depth-varying tasks; flips: the partitions whose "
+                 "sign is opposite to the pooled one", simpson)
     print(f"\nselected (leave-one-{report['selection_view']}-out, the simplest within one "
           f"standard error of the best mean CMI): {report['selected']}")
     print("CMI x 100: the competition's score, 0 (no information on the gap's order beyond the "

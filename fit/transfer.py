@@ -146,14 +146,16 @@ class Evaluator:
         return self.predictions(excluded)[parameter], parameter
 
     def leave_one_out(self, units):
-        """{task: scores} with each unit's tasks predicted by the fit on the other units."""
-        results = {}
+        """({task: scores}, predictions for every row), each unit's tasks predicted by the fit
+        on the other units."""
+        results, held_out = {}, np.zeros(len(self.corpus.gaps))
         for tasks in units.values():
             predictions, parameter = self.held_out(tasks)
             for task in tasks:
                 results[task] = {**self.corpus.score(predictions, task),
                                  "parameter": parameter}
-        return results
+                held_out[self.corpus.rows[task]] = predictions[self.corpus.rows[task]]
+        return results, held_out
 
     def inner_cmi(self, units, outer):
         """{unit v: mean CMI over v's tasks from the fit outside outer and v}, v != outer."""
@@ -221,6 +223,43 @@ def fit_candidate(table, name, seed=0):
     return frozen, report
 
 
+# One feature per family for the Simpson's-paradox view.
+SIMPSON_FEATURES = ("out.q2", "acc.sample", "qrt.h3.q2", "qrt.unnorm.h3.q2",
+                    "qrt.unnorm.signed.h3.q2", "tv.h3", "w.log_spectral.sum",
+                    "w.log_frobenius.sum", "w.alpha.mean", "w.alpha_hat.mean")
+
+
+def _tau(x, y):
+    keep = np.isfinite(x) & np.isfinite(y)
+    try:
+        return scoring.kendall_tau(x[keep], y[keep]) if keep.sum() > 2 else math.nan
+    except scoring.UndefinedScore:
+        return math.nan
+
+
+def simpson(corpus, scores):
+    """Kendall tau of each score (name -> values over all rows) with the gap, pooled over all
+    tasks beside within each task and within each depth of the tasks whose grid varies depth;
+    "flips": the partitions whose tau has the sign opposite to the pooled one."""
+    table, out = corpus.table, {}
+    depth = table["hp.depth"].to_numpy(dtype=float) if "hp.depth" in table else None
+    for name, values in scores.items():
+        values = np.asarray(values, dtype=np.float64)
+        within = {t: _tau(values[r], corpus.gaps[r]) for t, r in corpus.rows.items()}
+        by_depth = {}
+        for task, rows in corpus.rows.items():
+            depths = depth[rows] if depth is not None else np.array([np.nan])
+            if np.isfinite(depths).all() and len(set(depths)) > 1:
+                for d in sorted(set(depths)):
+                    part = rows[depths == d]
+                    by_depth[f"{task}/depth={d:g}"] = _tau(values[part], corpus.gaps[part])
+        pooled = _tau(values, corpus.gaps)
+        out[name] = {"pooled": pooled, "within_tasks": within, "within_depth": by_depth,
+                     "flips": sorted(k for k, v in {**within, **by_depth}.items()
+                                     if np.sign(v) == -np.sign(pooled) != 0)}
+    return out
+
+
 def summary(per_task):
     """Mean and standard error over tasks of each measure, and the failed tasks (tau <= 0 or
     undefined)."""
@@ -253,7 +292,8 @@ def _candidate_results(corpus, candidate, views, seed):
     out = {}
     for view in views:
         units = corpus.units(view)
-        out[view] = {"tasks": evaluator.leave_one_out(units),
+        scores, held_out = evaluator.leave_one_out(units)
+        out[view] = {"tasks": scores, "held_out": held_out,
                      "inner": {u: evaluator.inner_cmi(units, u) for u in units}
                      if candidate.shippable else {}}
     return out
@@ -328,7 +368,12 @@ def evaluate(table, names=None, views=VIEWS, n_jobs=2, seed=0):
             "nested": {"tasks": nested_tasks, "mean": nested_mean, "chosen": nested_choice},
             "selected": selected}
     headline = report["views"]["task" if "task" in views else views[0]]
+    selected = report["views"].get(SELECTION_VIEW, headline)["selected"]
+    report["simpson"] = simpson(corpus, {
+        f"{selected} (held out, {views[0]} view)": results[selected][views[0]]["held_out"],
+        **{f: corpus.table[f].to_numpy(dtype=np.float64) for f in SIMPSON_FEATURES
+           if f in corpus.table}})
     report.update(candidates=headline["candidates"], nested=headline["nested"],
-                  selected=report["views"].get(SELECTION_VIEW, headline)["selected"],
+                  selected=selected,
                   selection_view=SELECTION_VIEW if SELECTION_VIEW in views else views[0])
     return report

@@ -184,3 +184,17 @@ def test_cli_fit_candidate_writes_a_schema_2_file(tmp_path, capsys):
     assert report["n_models"] == 288 and set(report["tasks"]) == {"nin_clean", "nin_noise20"}
     assert main(["fit", "--candidate", "nope"]) == 2
     assert "unknown candidate(s) nope; the candidates are random" in capsys.readouterr().err
+
+
+def test_the_simpson_view_finds_a_sign_that_flips_inside_tasks():
+    table = synthetic().rename(columns={"hp.a": "hp.depth"})
+    corpus = transfer.Corpus(table)
+    k = table["task"].str[1:].astype(int).to_numpy()
+    flipping = table["gap"].to_numpy() - 1.0 * k  # rises with the gap inside each task only
+    view = transfer.simpson(corpus, {"flipping": flipping, "out.q2": table["out.q2"]})
+    assert view["flipping"]["pooled"] < 0
+    assert view["flipping"]["within_tasks"] == {t: pytest.approx(1.0) for t in corpus.tasks}
+    assert len(view["flipping"]["within_depth"]) == 8  # 4 tasks x depth {0, 1}
+    assert view["flipping"]["flips"] == sorted(corpus.tasks + list(
+        view["flipping"]["within_depth"]))
+    assert view["out.q2"]["pooled"] < 0 and view["out.q2"]["flips"] == []

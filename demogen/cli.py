@@ -101,15 +101,17 @@ def cmd_signature(args):
 
 
 def cmd_demo(args):
-    """The whole path on the built-in default: train the tiny preset's task, bundle the committed
-    coefficients as a PGDL submission, ingest it over the task and print the competition's
-    scores."""
+    """The whole path on the built-in default: train the demo task (16 MNIST-1D MLPs over 4
+    binary hyperparameters, each until it fits its training data; a task no predictor was fitted
+    on), bundle the shipped predictor as a PGDL submission, ingest it over the task as the
+    competition did and print the competition's scores."""
     import pathlib
     import shutil
     import tempfile
 
     from demogen_fit import zoo
 
+    from demogen import coefficients
     from demogen.bundle import write_bundle
     from demogen.evaluation import score_predictions
     from demogen.ingest import ingest
@@ -120,14 +122,24 @@ def cmd_demo(args):
                                   if temporary and not args.keep else ""), flush=True)
     tasks, submission, predictions = work / "tasks", work / "submission.zip", work / "predictions"
     try:
-        print(f"1/4 train the tiny preset into {tasks}", flush=True)
-        zoo.run("tiny", tasks, workers=1, features=work / "features", data_dir=args.data_dir)
-        print(f"2/4 bundle the default coefficients into {submission}", flush=True)
+        print(f"1/4 train the demo task (16 MNIST-1D MLPs) into {tasks}", flush=True)
+        zoo.run("demo", tasks, workers=args.workers, features=work / "features")
+        print(f"2/4 bundle the shipped predictor into {submission}", flush=True)
         write_bundle(submission)
         print(f"3/4 ingest the submission over {tasks}, predictions in {predictions}", flush=True)
         ingest(submission, tasks, predictions)
         print("4/4 score", flush=True)
         _print_scores(score_predictions(predictions, tasks))
+        shipped = coefficients.load()
+        print("The shipped predictor is " + (
+            "the paper's configuration (20 log quartiles of the normalized margins, OLS), "
+            "fitted on the nin pool" if isinstance(shipped, coefficients.Coefficients)
+            else f"{shipped.name!r}") + ".")
+        print("How to read it: CMI x 100 is the competition's score, 0 (the predictor says "
+              "nothing about which model generalizes worse beyond what the hyperparameters "
+              "tell) to 100; tau-b is Kendall's rank correlation of prediction and gap, -1 "
+              "(reversed) to 1 (same order); Psi is tau among models that differ in one "
+              "hyperparameter, averaged.")
     finally:
         if temporary and not args.keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -396,14 +408,14 @@ def build_parser():
     _add_signature_options(signature)
     signature.set_defaults(run=cmd_signature)
 
-    demo = commands.add_parser("demo", help="tiny task -> bundle -> ingest -> score",
+    demo = commands.add_parser("demo", help="demo task -> bundle -> ingest -> score",
                                description=cmd_demo.__doc__)
-    demo.add_argument("--data-dir", help="folder with the Fashion-MNIST .gz files (default: "
-                                         "$DEMOGEN_DATA, the Debian package, the Keras cache)")
+    demo.add_argument("--workers", type=_number(int, 1), default=2,
+                      help="training processes (default %(default)s)")
     demo.add_argument("--work", help="folder for the task, the bundle and the predictions, "
                                      "kept (default: a new temporary folder, removed at the end)")
     demo.add_argument("--keep", action="store_true",
-                      help="keep the temporary folder (about 33 MB) and print where it is")
+                      help="keep the temporary folder and print where it is")
     demo.set_defaults(run=cmd_demo)
 
     tasks_help = "one task folder (with model_* folders) or a folder of task folders"

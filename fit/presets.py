@@ -159,5 +159,11 @@ def _corpus():
     )
 
 
+PRESETS["demo"] = _check(Preset("demo", (
+    Task("demo_mlp_mnist1d", "mlp", "mlp", "mnist1d", 1000,
+         {"width": (64, 256), "depth": (1, 2), "dropout": (0.0, 0.3),
+          "learning_rate": (0.05, 0.1)}, 60, batch_size=64, stop_at=0.99, data_seed=1),),
+    baselines=False,
+    description="the demo's task: 16 MNIST-1D MLPs trained until they fit, in no fit"))
 PRESETS["corpus"] = _check(Preset("corpus", _corpus(), baselines=False,
                                   description="the transfer corpus: many tasks, fitted"))

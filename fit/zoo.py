@@ -241,12 +241,15 @@ def _tasks(preset, names):
 
 
 def _executor(workers):
-    """Worker processes (also for one worker), each with one TensorFlow thread."""
+    """Worker processes (also for one worker), each with one TensorFlow thread (set by
+    train_model) and TensorFlow's start-up lines silenced when the command line asked for it."""
     from joblib.externals.loky import get_reusable_executor
+
+    from demogen.console import quiet_if_asked
 
     if workers < 1:
         raise ValueError(f"--workers must be at least 1, got {workers}")
-    return get_reusable_executor(max_workers=workers, initializer=_one_thread)
+    return get_reusable_executor(max_workers=workers, initializer=quiet_if_asked)
 
 
 def run(preset_name, out, workers=2, features="features_cache", data_dir=None, progress=True,

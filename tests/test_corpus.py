@@ -257,3 +257,11 @@ def test_complexity_on_a_model_read_from_its_pgdl_files_reproduces_its_table_row
     assert predictor.complexity(pgdl.load_model(task, "1"), pgdl.load_dataset(task, "train"),
                                 str(tmp_path)) == 0.0
     np.testing.assert_allclose(seen[0][0], [row[c] for c in columns], rtol=1e-6, atol=1e-6)
+
+
+def test_the_demo_task_is_trained_like_the_corpus_and_is_not_in_it():
+    (task,) = presets.PRESETS["demo"].tasks
+    assert len(task.grid) == 4 and all(len(v) == 2 for v in task.grid.values())
+    assert sum(1 for _ in task.combinations()) == 16 and task.stop_at == 0.99
+    assert task.name not in {t.name for t in CORPUS.tasks}
+    assert (task.source, task.data_seed) != ("mnist1d", 0)  # not the corpus's MNIST-1D data

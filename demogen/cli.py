@@ -5,6 +5,7 @@ without the offline packages."""
 import argparse
 import json
 import math
+import os
 import sys
 
 from demogen.defaults import DEFAULTS
@@ -262,7 +263,8 @@ def cmd_evaluate(args):
     if lockbox and not args.lockbox:
         table = table[~table["task"].isin(lockbox)]
     report = transfer.evaluate(table, args.candidates, n_jobs=args.jobs)
-    report["sources"] = [str(s) for s in sources]
+    report["sources"] = {str(s): tables.file_digest([s]) if os.path.isfile(s) else None
+                         for s in sources}
     report["lockbox"] = {"tasks": lockbox, "included": bool(args.lockbox)}
     if args.out:
         pgdl.write_json(args.out, report)

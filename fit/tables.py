@@ -62,7 +62,8 @@ def read_csv(path):
     return table.copy().assign(source=str(path))
 
 
-def _file_digest(paths):
+def file_digest(paths):
+    """SHA-256 of the files' contents, in order."""
     digest = hashlib.sha256()
     for path in paths:
         with open(path, "rb") as handle:
@@ -101,7 +102,7 @@ def read_task(task_dir, cache=None, progress=True):
         raise FileNotFoundError(f"{task_dir} has no model_configs.json (looked in {looked}); the "
                                 "fit needs the models' train and test accuracies")
     hparams = pgdl.hparam_values(configs)
-    data_sha = _file_digest(pgdl.shard_paths(task_dir / "dataset_1" / "train"))
+    data_sha = file_digest(pgdl.shard_paths(task_dir / "dataset_1" / "train"))
     measure = joblib.Memory(cache or cache_dir(), verbose=0).cache(_model_row)
     rows = []
     for model_id in tqdm(pgdl.model_ids(task_dir), desc=f"features {task_dir.name}",
@@ -112,7 +113,7 @@ def read_task(task_dir, cache=None, progress=True):
                        for name in ("config.json", "weights.hdf5")]
         metrics = configs[model_id]["metrics"]
         rows.append({"task": task_dir.name, "model_id": model_id, "preset": "",
-                     **measure(str(task_dir.resolve()), model_id, _file_digest(model_files),
+                     **measure(str(task_dir.resolve()), model_id, file_digest(model_files),
                                data_sha, (EXTRACTOR_VERSION, BASELINES_VERSION, FEATURES_VERSION)),
                      **{f"hp.{k}": v for k, v in hparams[model_id].items()},
                      "train_acc": metrics["train_acc"], "test_acc": metrics["test_acc"],

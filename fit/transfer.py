@@ -369,6 +369,13 @@ def evaluate(table, names=None, views=VIEWS, n_jobs=2, seed=0):
             "selected": selected}
     headline = report["views"]["task" if "task" in views else views[0]]
     selected = report["views"].get(SELECTION_VIEW, headline)["selected"]
+    first = views[0]
+    report["held_out"] = {
+        name: {"view": first, "tasks": {
+            t: {"model_id": corpus.table.loc[r, "model_id"].astype(str).tolist(),
+                "prediction": results[name][first]["held_out"][r].tolist(),
+                "gap": corpus.gaps[r].tolist()} for t, r in corpus.rows.items()}}
+        for name in dict.fromkeys([selected, "paper"]) if name in results}
     report["simpson"] = simpson(corpus, {
         f"{selected} (held out, {views[0]} view)": results[selected][views[0]]["held_out"],
         **{f: corpus.table[f].to_numpy(dtype=np.float64) for f in SIMPSON_FEATURES

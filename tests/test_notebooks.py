@@ -25,3 +25,19 @@ def test_notebook_runs_and_is_committed_clean(path):
 
 def test_there_are_notebooks():
     assert NOTEBOOKS
+
+
+def test_the_committed_transfer_result_matches_its_tables():
+    """notebooks/transfer.ipynb reads results/evaluate.json: its input tables must be the
+    committed ones (else run `demogen evaluate ... --out results/evaluate.json` again)."""
+    import json
+
+    from demogen_fit import candidates, tables
+
+    root = pathlib.Path(__file__).parents[1]
+    result = json.loads((root / "results" / "evaluate.json").read_text())
+    assert result["sources"]
+    for source, digest in result["sources"].items():
+        assert tables.file_digest([root / source]) == digest, source
+    assert set(result["candidates"]) <= set(candidates.CANDIDATES)
+    assert result["selected"] in result["candidates"]

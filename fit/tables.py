@@ -156,7 +156,8 @@ def _label_noise(preset, task):
 def check_settings(table):
     """Refuse a table whose rows were made with different extractor versions or settings."""
     measured = table[table["error"] == ""]
-    for column in [c for c in SETTINGS + ("baselines_version",) if c in table.columns]:
+    for column in [c for c in SETTINGS + ("baselines_version", "features_version")
+                   if c in table.columns]:
         values = sorted(set(measured[column].dropna()))
         if len(values) > 1:
             by_source = measured.groupby("source")[column].unique().to_dict()

@@ -276,3 +276,12 @@ def test_a_fit_on_a_task_folder_leaves_features_cache_committable(task, tmp_path
     assert main(["fit", str(task), "--json"]) == 0
     assert set((tables.REPOSITORY / "features_cache").rglob("*")) == before
     assert any((tmp_path / "cache").rglob("*.pkl")) or any((tmp_path / "cache").iterdir())
+
+
+def test_tables_of_different_feature_versions_are_refused(tmp_path):
+    table = pd.read_csv(tables.CORPUS, dtype=str)
+    table.loc[0, "features_version"] = "0"
+    table.to_csv(tmp_path / "mixed.csv", index=False)
+    with pytest.raises(ValueError, match="mix features_version values"):
+        tables.read_sources([tmp_path / "mixed.csv"])
+    tables.read_sources([tables.CORPUS, tables.PRIMARY_POOL])  # older tables have no version

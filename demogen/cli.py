@@ -262,7 +262,8 @@ def cmd_evaluate(args):
     lockbox = sorted(t for t, i in info.items() if i["lockbox"])
     if lockbox and not args.lockbox:
         table = table[~table["task"].isin(lockbox)]
-    report = transfer.evaluate(table, args.candidates, n_jobs=args.jobs)
+    report = transfer.evaluate(table, args.candidates, n_jobs=args.jobs,
+                               progress=not args.json)
     report["sources"] = {str(s): tables.file_digest([s]) if os.path.isfile(s) else None
                          for s in sources}
     report["lockbox"] = {"tasks": lockbox, "included": bool(args.lockbox)}

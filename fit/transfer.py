@@ -23,6 +23,7 @@ import pathlib
 
 import numpy as np
 from joblib import Parallel, delayed
+from tqdm import tqdm
 
 from demogen import scoring
 from demogen_fit import candidates as registry
@@ -303,7 +304,7 @@ def _unit_cmi(per_task, units):
     return {u: float(np.mean([per_task[t]["cmi"] for t in tasks])) for u, tasks in units.items()}
 
 
-def evaluate(table, names=None, views=VIEWS, n_jobs=2, seed=0):
+def evaluate(table, names=None, views=VIEWS, n_jobs=2, seed=0, progress=False):
     """The transfer evaluation of the candidates named (default: all) on a feature table (see
     the module docstring). Candidates whose features the table lacks are skipped with the
     reason, and views with fewer than 3 units likewise. Returns the JSON-ready result of
@@ -330,9 +331,11 @@ def evaluate(table, names=None, views=VIEWS, n_jobs=2, seed=0):
     if not views:
         raise ValueError("; ".join(too_few.values()))
     # Threads: the work is numpy and scikit-learn, which release the GIL in their inner loops.
-    results = Parallel(n_jobs=n_jobs, backend="threading")(delayed(_candidate_results)(corpus, c, views, seed)
-                                      for c in chosen)
-    results = dict(zip([c.name for c in chosen], results))
+    run = Parallel(n_jobs=n_jobs, backend="threading", return_as="generator")(
+        delayed(_candidate_results)(corpus, c, views, seed) for c in chosen)
+    results = dict(zip([c.name for c in chosen],
+                       tqdm(run, total=len(chosen), desc="evaluate", unit="candidate",
+                            disable=not progress)))
     order = [c.name for c in chosen if c.shippable]
     for task, info in corpus.info.items():
         info.update(cmi_null_95=permutation_null(corpus, task, seed=seed),

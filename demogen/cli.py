@@ -210,6 +210,14 @@ def cmd_zoo(args):
     configuration of every task into --out (a scratch folder) and print the projected cost."""
     from demogen_fit import zoo
 
+    if args.describe:
+        import pandas as pd
+
+        _print_frame(f"{args.preset}: per task, from {args.features}/{args.preset}.csv",
+                     pd.DataFrame(zoo.describe(args.preset, args.features)))
+        return 0
+    if args.out is None:
+        raise ValueError("--out is required to train (name the folder for the task folders)")
     options = {"workers": args.workers, "data_dir": args.data_dir, "tasks": args.task or ()}
     if args.pilot:
         rows = zoo.pilot(args.preset, args.out, **options)
@@ -458,7 +466,11 @@ def build_parser():
     zoo.add_argument("--pilot", action="store_true",
                      help="train only the fastest and slowest configuration of every task into "
                           "--out (scratch) and print the projected cost")
-    zoo.add_argument("--out", required=True, help="folder for the task folders (weights live "
+    zoo.add_argument("--describe", action="store_true",
+                     help="train nothing: print per task, from the committed table, the models "
+                          "measured, the share fitted, accuracy and gap ranges, the gap's "
+                          "standard error and the hours spent")
+    zoo.add_argument("--out", help="folder for the task folders (weights live "
                                                   "here; never commit them)")
     zoo.add_argument("--workers", type=int, default=2, help="parallel processes, one thread each")
     zoo.add_argument("--features", default="features_cache",

@@ -120,6 +120,11 @@ def digits(n_train, seed=0, data_dir=None):
     return x[chosen], y[chosen], x[test], y[test]
 
 
+def n_test(source, n_train):
+    """The size of a source's test set (what the standard error of a measured gap depends on)."""
+    return 1797 - n_train if source == "digits" else 10_000
+
+
 SOURCES = {"fmnist": fmnist, "fmnist_color": fmnist_color, "mnist1d": mnist1d,
            "digits": digits}
 INPUT_SHAPES = {"fmnist": (28, 28, 1), "fmnist_color": (32, 32, 3), "mnist1d": (40, 1),

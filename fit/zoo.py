@@ -383,6 +383,34 @@ def extremes(task):
     return ranked[0], ranked[-1]
 
 
+def describe(preset_name, features="features_cache"):
+    """Per task of a preset, from its committed table: models measured of the grid, the share
+    that met the stopping rule and that reached 0.95 train accuracy, the train accuracy and gap
+    ranges, the standard error of a gap from the test-set size (sqrt(p (1 - p) / n_test) at the
+    mean test accuracy), the gaps' standard deviation over it, and hours of one worker."""
+    preset = _preset(preset_name)
+    rows = read_table(pathlib.Path(features) / f"{preset.name}.csv")
+    out = []
+    for task in preset.tasks:
+        own = [r for r in rows if r["task"] == task.name]
+        if not own:
+            continue
+        train = np.array([r["train_acc"] for r in own])
+        test = np.array([r["test_acc"] for r in own])
+        gap = train - test
+        se = float(np.sqrt(np.mean(test * (1 - test)) / sources.n_test(task.source,
+                                                                          task.n_train)))
+        grid = sum(1 for _ in task.combinations())
+        out.append({"task": task.name, "models": f"{len(own)}/{grid}",
+                    "fitted": float(np.mean([r.get("reached_stop") == 1 for r in own])),
+                    "train>=0.95": float(np.mean(train >= 0.95)),
+                    "train acc": f"{train.min():.3f}-{train.max():.3f}",
+                    "gap": f"{gap.min():.3f}-{gap.max():.3f}", "gap se": se,
+                    "spread/se": float(gap.std() / se),
+                    "hours": sum(r.get("seconds") or 0 for r in own) / 3600})
+    return out
+
+
 def pilot(preset_name, out, workers=2, data_dir=None, tasks=(), progress=True):
     """Train the fastest and the slowest configuration of every task (`extremes`) into `out`,
     a scratch folder (nothing is added to any feature table), and return one row per model with

@@ -265,3 +265,19 @@ def test_the_demo_task_is_trained_like_the_corpus_and_is_not_in_it():
     assert sum(1 for _ in task.combinations()) == 16 and task.stop_at == 0.99
     assert task.name not in {t.name for t in CORPUS.tasks}
     assert (task.source, task.data_seed) != ("mnist1d", 0)  # not the corpus's MNIST-1D data
+
+
+def test_describe_summarizes_each_task_from_the_table(small_corpus, monkeypatch):
+    root, preset, _ = small_corpus
+    monkeypatch.setitem(presets.PRESETS, "small", preset)
+    rows = zoo.read_table(root / "features" / "small.csv")
+    (digits, noisy) = zoo.describe("small", root / "features")
+    assert digits["task"] == "small_digits" and digits["models"] == "4/4"
+    own = [r for r in rows if r["task"] == "small_noisy"]
+    assert noisy["fitted"] == 0.0  # 50% noise, 3 epochs: capped
+    test = np.array([r["test_acc"] for r in own])
+    gap = np.array([r["train_acc"] for r in own]) - test
+    se = math.sqrt(np.mean(test * (1 - test)) / (1797 - 200))
+    assert noisy["gap se"] == pytest.approx(se)
+    assert noisy["spread/se"] == pytest.approx(gap.std() / se)
+    assert noisy["hours"] == pytest.approx(sum(r["seconds"] for r in own) / 3600)

@@ -286,6 +286,8 @@ def cmd_evaluate(args):
              if lockbox and not args.lockbox else ""))
     for name, reason in {**report["skipped"], **report["skipped_views"]}.items():
         print(f"  skipped {name}: {reason}")
+    for task, reason in report["incomplete_tasks"].items():
+        print(f"  left out {task}: its grid is incomplete ({reason})")
     for view, result in report["views"].items():
         rows = []
         for name, entry in result["candidates"].items():

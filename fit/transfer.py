@@ -43,7 +43,8 @@ def task_info(table):
             if preset in presets.PRESETS else None
         family, source = (spec.family, spec.source) if spec else (task, task)
         info[task] = {"family": family, "source": source, "cluster": f"{family}/{source}",
-                      "lockbox": bool(spec and spec.lockbox)}
+                      "lockbox": bool(spec and spec.lockbox),
+                      "n_grid": sum(1 for _ in spec.combinations()) if spec else None}
     return info
 
 
@@ -307,9 +308,13 @@ def _unit_cmi(per_task, units):
 def evaluate(table, names=None, views=VIEWS, n_jobs=2, seed=0, progress=False):
     """The transfer evaluation of the candidates named (default: all) on a feature table (see
     the module docstring). Candidates whose features the table lacks are skipped with the
-    reason, and views with fewer than 3 units likewise. Returns the JSON-ready result of
-    `demogen evaluate`."""
-    corpus = Corpus(table)
+    reason, and views with fewer than 3 units likewise; so are tasks whose grid is not complete
+    yet (fewer rows than their preset's grid, e.g. while the zoo is still training them).
+    Returns the JSON-ready result of `demogen evaluate`."""
+    rows = table.groupby("task").size()
+    incomplete = {t: f"{rows[t]} of {i['n_grid']} models" for t, i in task_info(table).items()
+                  if i["n_grid"] is not None and rows[t] < i["n_grid"]}
+    corpus = Corpus(table[~table["task"].isin(incomplete)])
     chosen, skipped = [], {}
     for candidate in registry.get(names):
         missing = [c for c in candidate.features if c not in corpus.table.columns]
@@ -340,7 +345,8 @@ def evaluate(table, names=None, views=VIEWS, n_jobs=2, seed=0, progress=False):
     for task, info in corpus.info.items():
         info.update(cmi_null_95=permutation_null(corpus, task, seed=seed),
                     noise_ceiling_cmi=noise_ceiling(corpus, task, seed=seed))
-    report = {"views": {}, "skipped": skipped, "skipped_views": too_few, "tasks": corpus.info}
+    report = {"views": {}, "skipped": skipped, "skipped_views": too_few, "tasks": corpus.info,
+              "incomplete_tasks": incomplete}
     for view in views:
         units = corpus.units(view)
         per_candidate = {n: {"tasks": r[view]["tasks"], "mean": summary(r[view]["tasks"])}

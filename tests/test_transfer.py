@@ -198,3 +198,17 @@ def test_the_simpson_view_finds_a_sign_that_flips_inside_tasks():
     assert view["flipping"]["flips"] == sorted(corpus.tasks + list(
         view["flipping"]["within_depth"]))
     assert view["out.q2"]["pooled"] < 0 and view["out.q2"]["flips"] == []
+
+
+def test_tasks_with_an_incomplete_grid_are_left_out(monkeypatch):
+    from demogen_fit import presets
+
+    grid = {"a": (0, 1), "b": (0, 1), "c": (0, 1), "d": (0, 1)}
+    preset = presets.Preset("synthetic", tuple(
+        presets.Task(f"t{k}", "f", "mlp", "digits", 100, grid, 1) for k in range(5)))
+    monkeypatch.setitem(presets.PRESETS, "synthetic", preset)
+    table = synthetic(n_tasks=5)
+    table = table[(table["task"] != "t4") | (table["model_id"].astype(int) < 10)]
+    report = transfer.evaluate(table, ["output_margin"], views=("task",), n_jobs=1)
+    assert report["incomplete_tasks"] == {"t4": "10 of 16 models"}
+    assert set(report["tasks"]) == {"t0", "t1", "t2", "t3"}

@@ -404,8 +404,9 @@ def cmd_fit(args):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="demogen", description="Predict the generalization gap of trained Keras "
-                                     "networks from their margin distributions.")
+    parser = argparse.ArgumentParser(
+        prog="demogen", description="Predict the generalization gap of trained Keras networks "
+                                    "from their margin distributions.")
     parser.add_argument("--verbose", action="store_true",
                         help="show TensorFlow's own log lines (start-up, retracing warnings)")
     commands = parser.add_subparsers(dest="command", required=True)

@@ -76,31 +76,38 @@ class Corpus:
                              f"hold {len(units)} ({', '.join(units)}); add tasks")
         return {unit: tuple(tasks) for unit, tasks in units.items()}
 
-    def score(self, predictions, task):
-        """{"cmi", "kendall_tau", "granulated_psi", "n_models"} of one task's predictions (taken
-        from `predictions` over all rows); an undefined score is 0 and listed in "undefined"."""
+    def _measure(self, name, predictions, task):
+        """(value, defined) of one measure of a task's predictions (taken from `predictions`
+        over all rows); an undefined value is 0."""
         rows = self.rows[task]
         p, g, h = predictions[rows], self.gaps[rows], self.hparams[task]
-        result, undefined = {"n_models": int(len(rows))}, []
-        for name, function in (
-                ("cmi", lambda: scoring.conditional_mutual_information(p, g, h)),
-                ("kendall_tau", lambda: scoring.kendall_tau(p, g)),
-                ("granulated_psi", lambda: scoring.granulated_kendall(p, g, h).psi)):
-            try:
-                result[name] = float(function())
-            except scoring.UndefinedScore:
-                result[name] = 0.0
+        try:
+            return float({"cmi": lambda: scoring.conditional_mutual_information(p, g, h),
+                          "kendall_tau": lambda: scoring.kendall_tau(p, g),
+                          "granulated_psi": lambda: scoring.granulated_kendall(p, g, h).psi}
+                         [name]()), True
+        except scoring.UndefinedScore:
+            return 0.0, False
+
+    def score(self, predictions, task):
+        """{"cmi", "kendall_tau", "granulated_psi", "n_models"} of one task's predictions; an
+        undefined score is 0 and listed in "undefined"."""
+        result, undefined = {"n_models": int(len(self.rows[task]))}, []
+        for name in MEASURES:
+            result[name], defined = self._measure(name, predictions, task)
+            if not defined:
                 undefined.append(name)
         if undefined:
             result["undefined"] = undefined
         return result
 
+    def cmi(self, predictions, task):
+        """The task's CMI x 100 alone (0 where undefined): what selections and nulls read."""
+        return self._measure("cmi", predictions, task)[0]
+
     def within_tau(self, predictions, task):
-        rows = self.rows[task]
-        try:
-            return scoring.kendall_tau(predictions[rows], self.gaps[rows])
-        except scoring.UndefinedScore:
-            return 0.0
+        """The task's Kendall tau alone (0 where undefined): what tuning reads."""
+        return self._measure("kendall_tau", predictions, task)[0]
 
 
 class Evaluator:
@@ -165,7 +172,7 @@ class Evaluator:
         for unit, tasks in units.items():
             if unit != outer:
                 predictions, _ = self.held_out(set(units[outer]) | set(tasks))
-                result[unit] = float(np.mean([self.corpus.score(predictions, t)["cmi"]
+                result[unit] = float(np.mean([self.corpus.cmi(predictions, t)
                                               for t in tasks]))
         return result
 
@@ -179,7 +186,7 @@ def permutation_null(corpus, task, n=200, seed=0):
     values = []
     for _ in range(n):
         predictions[corpus.rows[task]] = rng.permutation(order)
-        values.append(corpus.score(predictions, task)["cmi"])
+        values.append(corpus.cmi(predictions, task))
     return float(np.percentile(values, 95))
 
 
@@ -202,7 +209,7 @@ def noise_ceiling(corpus, task, n=50, seed=0):
     for _ in range(n):
         resample = rng.integers(0, correct.shape[1], correct.shape[1])
         predictions[corpus.rows[task]] = train - correct[:, resample].mean(axis=1)
-        values.append(corpus.score(predictions, task)["cmi"])
+        values.append(corpus.cmi(predictions, task))
     return float(np.mean(values))
 
 

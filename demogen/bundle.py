@@ -2,11 +2,11 @@
 demogen modules the predictor imports (found by walking its imports)."""
 
 import ast
-import importlib.resources
 import pathlib
 import zipfile
 
 from demogen import coefficients
+from demogen.defaults import SHIPPED_PREDICTORS
 from demogen.pgdl import atomic_path
 
 PACKAGE = pathlib.Path(__file__).parent
@@ -53,15 +53,12 @@ def runtime_modules(root="predictor"):
     return sorted(needed)
 
 
-def write_bundle(out_zip, coefficients_path=None):
-    """Write the submission zip atomically (the coefficient file is validated first); returns
-    the names it holds."""
-    coefficients.load(coefficients_path)
-    if coefficients_path is None:
-        text = importlib.resources.files("demogen").joinpath(
-            "resources", coefficients.DEFAULT_FILE).read_text(encoding="utf-8")
-    else:
-        text = pathlib.Path(coefficients_path).read_text(encoding="utf-8")
+def write_bundle(out_zip, coefficients_path=None, predictor=SHIPPED_PREDICTORS[0]):
+    """Write the submission zip atomically with the predictor file at `coefficients_path`, or
+    else the shipped `predictor` (validated first); returns the names it holds."""
+    coefficients.load(coefficients_path, predictor)
+    text = (coefficients.shipped_text(predictor) if coefficients_path is None
+            else pathlib.Path(coefficients_path).read_text(encoding="utf-8"))
     files = {"complexity.py": COMPLEXITY_PY, "metadata": METADATA, "coefficients.json": text}
     for stem in runtime_modules():
         files[f"demogen/{stem}.py"] = (PACKAGE / f"{stem}.py").read_text(encoding="utf-8")

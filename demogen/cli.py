@@ -8,7 +8,7 @@ import math
 import os
 import sys
 
-from demogen.defaults import DEFAULTS
+from demogen.defaults import DEFAULTS, SHIPPED_PREDICTORS
 
 
 def _number(kind, minimum, inclusive=True):
@@ -105,7 +105,8 @@ def cmd_demo(args):
     """The whole path on the built-in default: train the demo task (16 MNIST-1D MLPs over 4
     binary hyperparameters, each until it fits its training data; a task no predictor was fitted
     on), bundle the shipped predictor as a PGDL submission, ingest it over the task as the
-    competition did and print the competition's scores."""
+    competition did and print the competition's scores, then the same for the paper's
+    configuration beside it."""
     import pathlib
     import shutil
     import tempfile
@@ -121,26 +122,33 @@ def cmd_demo(args):
     work = pathlib.Path(args.work or tempfile.mkdtemp(prefix="demogen-demo-"))
     print(f"working in {work}" + (" (removed at the end; --keep keeps it)"
                                   if temporary and not args.keep else ""), flush=True)
-    tasks, submission, predictions = work / "tasks", work / "submission.zip", work / "predictions"
+    tasks = work / "tasks"
     try:
         print(f"1/4 train the demo task (16 MNIST-1D MLPs) into {tasks}", flush=True)
         zoo.run("demo", tasks, workers=args.workers, features=work / "features")
-        print(f"2/4 bundle the shipped predictor into {submission}", flush=True)
-        write_bundle(submission)
-        print(f"3/4 ingest the submission over {tasks}, predictions in {predictions}", flush=True)
-        ingest(submission, tasks, predictions)
-        print("4/4 score", flush=True)
-        _print_scores(score_predictions(predictions, tasks))
-        shipped = coefficients.load()
-        print("The shipped predictor is " + (
-            "the paper's configuration (20 log quartiles of the normalized margins, OLS), "
-            "fitted on the nin pool" if isinstance(shipped, coefficients.Coefficients)
-            else f"{shipped.name!r}") + ".")
+        scores = {}
+        for name in SHIPPED_PREDICTORS:
+            submission, predictions = work / f"submission_{name}.zip", work / f"predictions_{name}"
+            print(f"2/4 bundle the shipped predictor {name!r} into {submission}", flush=True)
+            write_bundle(submission, predictor=name)
+            print(f"3/4 ingest it over {tasks}, predictions in {predictions}", flush=True)
+            ingest(submission, tasks, predictions)
+            print(f"4/4 score {name!r}", flush=True)
+            scores[name] = score_predictions(predictions, tasks)
+            _print_scores(scores[name])
+        selected = coefficients.load()
+        print(f"The shipped default is {selected.name!r}, the candidate the transfer evaluation "
+              f"selected (fitted on {', '.join(selected.pool['tasks'])}; `demogen bundle` ships "
+              "it); 'paper' is the paper's configuration fitted on the nin pool (`demogen bundle "
+              "--predictor paper`). Mean CMI x 100: " + ", ".join(
+                  f"{name} {_format(result['mean']['cmi'])}" for name, result in scores.items())
+              + ".")
         print("How to read it: CMI x 100 is the competition's score, 0 (the predictor says "
               "nothing about which model generalizes worse beyond what the hyperparameters "
               "tell) to 100; tau-b is Kendall's rank correlation of prediction and gap, -1 "
               "(reversed) to 1 (same order); Psi is tau among models that differ in one "
-              "hyperparameter, averaged.")
+              "hyperparameter, averaged. 16 models are few: read differences of a few CMI "
+              "points as noise.")
     finally:
         if temporary and not args.keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -148,13 +156,18 @@ def cmd_demo(args):
     return 0
 
 
+def _format(value):
+    return "-" if value is None else f"{value:.1f}"
+
+
 def cmd_bundle(args):
     """Write the frozen predictor as a PGDL submission zip (complexity.py, metadata, the
     coefficient file and demogen's runtime modules)."""
     from demogen.bundle import write_bundle
 
-    names = write_bundle(args.out, args.coefficients)
-    print(f"wrote {args.out}: {', '.join(names)}")
+    names = write_bundle(args.out, args.coefficients, args.predictor)
+    print(f"wrote {args.out} ({args.coefficients or f'the shipped predictor {args.predictor!r}'}): "
+          f"{', '.join(names)}")
     return 0
 
 
@@ -272,8 +285,7 @@ def cmd_evaluate(args):
         table = table[~table["task"].isin(lockbox)]
     report = transfer.evaluate(table, args.candidates, n_jobs=args.jobs,
                                progress=not args.json)
-    report["sources"] = {str(s): tables.file_digest([s]) if os.path.isfile(s) else None
-                         for s in sources}
+    report["sources"] = tables.source_digests(sources)
     report["lockbox"] = {"tasks": lockbox, "included": bool(args.lockbox)}
     if args.out:
         pgdl.write_json(args.out, report)
@@ -328,11 +340,12 @@ def cmd_evaluate(args):
     return 0
 
 
-def _fit_candidate(args, table):
+def _fit_candidate(args, table, sources):
     """`demogen fit --candidate NAME`: the candidate fitted on all the given models."""
-    from demogen_fit import freeze, transfer
+    from demogen_fit import freeze, tables, transfer
 
-    frozen, report = transfer.fit_candidate(table, args.candidate, args.seed)
+    frozen, report = transfer.fit_candidate(table, args.candidate, args.seed,
+                                            tables.source_digests(sources))
     if args.out is not None:
         freeze.write(frozen, args.out)
     report["out"] = args.out
@@ -361,7 +374,7 @@ def cmd_fit(args):
     sources = args.sources or [tables.PRIMARY_POOL]
     table = tables.read_sources(sources, cache=args.cache, progress=not args.json)
     if args.candidate:
-        return _fit_candidate(args, table)
+        return _fit_candidate(args, table, sources)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         frozen, _, _, figures, dropped = freeze.fit(table, sources, args.transform, args.seed)
@@ -435,7 +448,11 @@ def build_parser():
     tasks_help = "one task folder (with model_* folders) or a folder of task folders"
     bundle = commands.add_parser("bundle", help="write the PGDL submission zip",
                                  description=cmd_bundle.__doc__)
-    bundle.add_argument("--coefficients", help="coefficient file (default: demogen's own)")
+    shipped = bundle.add_mutually_exclusive_group()
+    shipped.add_argument("--predictor", choices=SHIPPED_PREDICTORS, default=SHIPPED_PREDICTORS[0],
+                         help="which shipped predictor: the candidate the transfer evaluation "
+                              "selected (default) or the paper's configuration")
+    shipped.add_argument("--coefficients", help="a frozen predictor file of your own instead")
     bundle.add_argument("--out", required=True, help="the zip to write")
     bundle.set_defaults(run=cmd_bundle)
 

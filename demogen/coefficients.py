@@ -37,6 +37,7 @@ import math
 
 import numpy as np
 
+from demogen.defaults import SHIPPED_PREDICTORS
 from demogen.features import FEATURES_VERSION, groups_of
 from demogen.layers import SLOTS
 from demogen.margins import EXTRACTOR_VERSION
@@ -54,7 +55,6 @@ PREDICTOR_EXTRACTOR_KEYS = ("version", "n_examples", "seed", "batch_size")
 HEAD_KEYS = {"linear": ("kind", "coefficients", "intercept"),
              "trees": ("kind", "init", "learning_rate", "trees")}
 TREE_KEYS = ("feature", "threshold", "left", "right", "value")
-DEFAULT_FILE = "default_coefficients.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -319,13 +319,20 @@ def from_dict(obj, where="coefficient file"):
                         dict(extractor), obj["pool"], obj["metrics"], obj["created_with"])
 
 
-def load(path=None):
-    """Read and validate a frozen predictor file of either schema; None reads the default one
-    shipped with demogen."""
+def shipped_text(predictor=SHIPPED_PREDICTORS[0]):
+    """The text of a predictor file shipped with demogen (one of SHIPPED_PREDICTORS)."""
+    if predictor not in SHIPPED_PREDICTORS:
+        raise ValueError(f"no shipped predictor {predictor!r}; the shipped ones are "
+                         f"{', '.join(SHIPPED_PREDICTORS)}")
+    return importlib.resources.files("demogen").joinpath("resources", f"{predictor}.json") \
+        .read_text(encoding="utf-8")
+
+
+def load(path=None, predictor=SHIPPED_PREDICTORS[0]):
+    """Read and validate a frozen predictor file of either schema; None reads the shipped
+    predictor of that name."""
     if path is None:
-        text = importlib.resources.files("demogen").joinpath("resources", DEFAULT_FILE) \
-            .read_text(encoding="utf-8")
-        where = f"demogen's default coefficients ({DEFAULT_FILE})"
+        text, where = shipped_text(predictor), f"demogen's shipped predictor {predictor!r}"
     else:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()

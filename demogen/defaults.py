@@ -1,4 +1,9 @@
-"""The extractor's default sampling settings, in a module without TensorFlow so that the command
-line can show them in its help without importing it."""
+"""Defaults in a module without TensorFlow, so that the command line can show them in its help
+without importing it: the extractor's sampling settings and the predictors shipped as package
+data (demogen/resources/<name>.json)."""
 
 DEFAULTS = {"n_examples": 2048, "seed": 0, "batch_size": 256}
+
+# "selected": the candidate the nested transfer rule chose (`demogen evaluate`), the default
+# everywhere; "paper": the paper's configuration fitted on the primary reference pool.
+SHIPPED_PREDICTORS = ("selected", "paper")

@@ -72,6 +72,11 @@ def file_digest(paths):
     return digest.hexdigest()
 
 
+def source_digests(sources):
+    """{source: SHA-256 of the file} (None for a folder): what a result records of its inputs."""
+    return {str(s): file_digest([s]) if os.path.isfile(s) else None for s in sources}
+
+
 def _model_row(task_dir, model_id, model_sha256, data_sha256, versions):
     """The feature row of one model of a task folder: every feature and the baselines (the
     digests of its files and of the training data, and the versions, only key joblib's cache).

@@ -12,9 +12,6 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-INPUT_SHIFT = 2  # pixels, for data augmentation
-
-
 @dataclasses.dataclass
 class History:
     """What training did: per epoch, the training-set accuracy and cross-entropy (inference
@@ -54,21 +51,21 @@ def evaluate(model, x, y):
     return float(np.mean(logits.argmax(axis=1) == y)), float(np.mean(loss))
 
 
-def batches(x, y, batch_size, seed, augment):
-    """Shuffled training batches (reshuffled every epoch, seeded); with `augment` (images only),
-    random shifts of up to 2 pixels and horizontal flips."""
+def batches(x, y, batch_size, seed, augment=None):
+    """Shuffled training batches (reshuffled every epoch, seeded); with `augment` = (shift,
+    flip) (images only), random shifts of up to `shift` pixels (zeros shifted in) and, if
+    `flip`, random horizontal flips."""
     data = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed)
     if augment:
         if x.ndim != 4:
             raise ValueError("data augmentation (shifts and flips) is defined for images only")
-        shape = x.shape[1:]
+        shape, (shift, flip) = x.shape[1:], augment
 
         @tf.autograph.experimental.do_not_convert  # plain TensorFlow ops: nothing to convert
         def shift_and_flip(image, label):
-            padded = tf.pad(image, [[INPUT_SHIFT, INPUT_SHIFT], [INPUT_SHIFT, INPUT_SHIFT],
-                                    [0, 0]])
+            padded = tf.pad(image, [[shift, shift], [shift, shift], [0, 0]])
             image = tf.image.random_crop(padded, shape, seed=seed)
-            return tf.image.random_flip_left_right(image, seed=seed), label
+            return (tf.image.random_flip_left_right(image, seed=seed) if flip else image), label
         data = data.map(shift_and_flip)
     return data.batch(batch_size)
 
@@ -106,7 +103,7 @@ class _EpochCounter(tf.keras.callbacks.Callback):
 
 
 def fit_to_data(model, x, y, *, learning_rate, batch_size, epochs, stop_at=None, seed=0,
-                augment=False):
+                augment=None):
     """Train `model` (SGD, momentum 0.9, constant `learning_rate`, cross-entropy of the logits)
     on (x, y) for at most `epochs` epochs, stopping once the training accuracy reaches `stop_at`
     (None: run every epoch, no per-epoch evaluation). Returns the History."""

@@ -213,14 +213,16 @@ def noise_ceiling(corpus, task, n=50, seed=0):
     return float(np.mean(values))
 
 
-def fit_candidate(table, name, seed=0):
+def fit_candidate(table, name, seed=0, sources=None):
     """(frozen predictor dict, in-sample report) of one candidate fitted on all of `table`, its
     tuning parameter chosen by leave-one-task-out inside it (the simplest value with one task).
-    The report: the parameter, the models used, in-sample R^2 and each task's Kendall tau."""
+    The frozen pool records the tasks, the models and `sources` ({path: digest}). The report:
+    the parameter, the models used, in-sample R^2 and each task's Kendall tau."""
     candidate = registry.get([name])[0]
     corpus = Corpus(table)
     parameter = Evaluator(corpus, candidate, seed).tuned(frozenset())
     frozen = registry.fit(candidate, corpus.table)[parameter]
+    frozen["pool"]["sources"] = sources or {}
     predictions = registry.predict(candidate, frozen, corpus.table)
     residual = corpus.gaps - predictions
     report = {"candidate": name, "description": candidate.description, "parameter": parameter,

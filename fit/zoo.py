@@ -378,7 +378,7 @@ def extremes(task):
                                                  **task.architecture_arguments(hparams))
         training = task.training(hparams)
         return (forward_macs(model), -training["batch_size"], -training["learning_rate"],
-                training["augment"], hparams.get("dropout", 0), hparams.get("weight_decay", 0))
+                training["augment"] is not None, hparams.get("dropout", 0), hparams.get("weight_decay", 0))
     ranked = sorted(task.combinations(), key=cost)
     return ranked[0], ranked[-1]
 
@@ -468,7 +468,7 @@ def _write_manifests(preset, tasks, out, features):
     committed = json.loads(committed_path.read_text()) if committed_path.is_file() else {}
     for task in tasks:
         known = committed.get("tasks", {}).get(task.name)
-        if known is not None and known["task"] != task.definition():
+        if known is not None and not task.same_definition(known["task"]):
             raise ValueError(
                 f"task {task.name!r} of preset {preset.name!r} has changed since "
                 f"{committed_path} was written, so its committed rows would mix two pools; "

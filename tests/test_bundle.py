@@ -25,6 +25,23 @@ def test_the_zip_holds_the_entry_point_metadata_coefficients_and_only_the_runtim
         ("cli.py", "bundle.py", "ingest.py", "ingest_child.py", "evaluation.py", "tasks.py"))}
 
 
+@pytest.mark.parametrize("arguments, shipped", [([], "selected"),
+                                                (["--predictor", "selected"], "selected"),
+                                                (["--predictor", "paper"], "paper")])
+def test_the_zip_holds_the_shipped_predictor_asked_for(tmp_path, arguments, shipped):
+    assert main(["bundle", "--out", str(tmp_path / "sub.zip"), *arguments]) == 0
+    text = zipfile.ZipFile(tmp_path / "sub.zip").read("coefficients.json").decode()
+    assert text == coefficients.shipped_text(shipped)
+
+
+def test_a_shipped_predictor_and_a_file_of_ones_own_exclude_each_other(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["bundle", "--predictor", "paper", "--coefficients", "c.json",
+              "--out", str(tmp_path / "sub.zip")])
+    assert "not allowed with argument" in capsys.readouterr().err
+    assert not (tmp_path / "sub.zip").exists()
+
+
 def test_a_bad_coefficient_file_is_refused_and_nothing_is_written(tmp_path):
     (tmp_path / "c.json").write_text(json.dumps({"schema_version": 99}))
     with pytest.raises(ValueError, match="schema version"):
@@ -33,7 +50,7 @@ def test_a_bad_coefficient_file_is_refused_and_nothing_is_written(tmp_path):
 
 
 def test_the_unzipped_submission_runs_alone_and_equals_the_library(tmp_path):
-    custom = coefficients.load().as_dict()
+    custom = coefficients.load(predictor="paper").as_dict()
     custom["intercept"] += 1.0
     (tmp_path / "c.json").write_text(json.dumps(custom))
     write_bundle(tmp_path / "sub.zip", tmp_path / "c.json")

@@ -1,4 +1,4 @@
-"""The frozen coefficient file: validation, prediction, and the default shipped with demogen."""
+"""The frozen coefficient file: validation, prediction, and the predictors shipped with demogen."""
 
 import copy
 import json
@@ -68,7 +68,12 @@ def test_broken_json_is_refused(tmp_path):
         coefficients.load(path)
 
 
-def test_default_coefficients_load():
-    frozen = coefficients.load()
+def test_the_shipped_predictors_load_and_the_selected_one_is_the_default():
+    assert coefficients.load() == coefficients.load(predictor="selected")
+    assert isinstance(coefficients.load(), coefficients.Predictor)
+    with pytest.raises(ValueError, match="no shipped predictor 'best'; the shipped ones are "
+                                         "selected, paper"):
+        coefficients.load(predictor="best")
+    frozen = coefficients.load(predictor="paper")
     assert frozen.transform == "log" and frozen.extractor["version"] == EXTRACTOR_VERSION
     assert frozen.pool["sources"][0]["table"] == "features_cache/nin.csv"

@@ -20,22 +20,28 @@ def dataset(x, y):
     return tf.data.Dataset.from_tensor_slices((x, y.astype(np.int32)))
 
 
-def test_complexity_is_the_frozen_prediction_from_the_unbatched_dataset():
+def test_complexity_is_the_frozen_prediction_from_the_unbatched_dataset(tmp_path):
     model = cnn()
     x, y = data_for(model, n=300)
-    frozen = coefficients.load()
+    frozen = coefficients.load(predictor="paper")
+    (tmp_path / "coefficients.json").write_text(coefficients.shipped_text("paper"))
     settings = {k: frozen.extractor[k] for k in ("n_examples", "seed", "batch_size",
                                                  "statistic", "normalize", "signed")}
     expected = frozen.predict(margin_signature(model, (x, y), **settings).values)
-    value = predictor.complexity(model, dataset(x, y))
+    value = predictor.complexity(model, dataset(x, y), program_dir=str(tmp_path))
     assert isinstance(value, float)
     assert value == pytest.approx(expected, rel=1e-6)
+
+
+def test_without_a_file_complexity_uses_the_selected_predictor():
+    assert predictor.load_coefficients() == coefficients.load(predictor="selected")
+    assert predictor.load_coefficients("/nonexistent") == coefficients.load(predictor="selected")
 
 
 def test_program_dir_coefficients_are_used(tmp_path):
     model = cnn()
     x, y = data_for(model, n=100)
-    obj = coefficients.load().as_dict()
+    obj = coefficients.load(predictor="paper").as_dict()
     obj["coefficients"] = [0.0] * len(obj["coefficients"])
     obj["intercept"] = 0.125
     (tmp_path / "coefficients.json").write_text(json.dumps(obj))
@@ -43,12 +49,14 @@ def test_program_dir_coefficients_are_used(tmp_path):
     assert predictor.complexity(model, dataset(x, y), program_dir=str(tmp_path / "none")) != 0.125
 
 
-def test_an_undefined_signature_gives_the_documented_fallback():
+def test_an_undefined_signature_gives_the_documented_fallback(tmp_path):
     model = cnn()
     x, _ = data_for(model, n=60)
     wrong = (np.asarray(model(x)).argmax(axis=1) + 1) % 5  # no example classified correctly
+    (tmp_path / "coefficients.json").write_text(coefficients.shipped_text("paper"))
     with pytest.warns(UserWarning, match="undefined"):
-        assert predictor.complexity(model, dataset(x, wrong)) == predictor.FALLBACK
+        assert predictor.complexity(model, dataset(x, wrong),
+                                    program_dir=str(tmp_path)) == predictor.FALLBACK
 
 
 def test_complexity_under_tf_keras(tmp_path):

@@ -20,7 +20,7 @@ def trained(seed, x, y):
     tf.keras.utils.set_random_seed(seed)
     model = ARCHITECTURES["tiny"]((28, 28, 1), width=4, dropout=0.5)
     train.fit_to_data(model, x, y, learning_rate=0.05, batch_size=32, epochs=1, seed=seed,
-                      augment=True)
+                      augment=(2, True))
     return model
 
 

@@ -4,6 +4,7 @@ the held-out task's gaps never reach its own fits or choices."""
 
 import itertools
 import json
+import pathlib
 import types
 
 import numpy as np
@@ -182,8 +183,32 @@ def test_cli_fit_candidate_writes_a_schema_2_file(tmp_path, capsys):
     predictor = coefficients.load(out)
     assert isinstance(predictor, coefficients.Predictor) and predictor.name == "paper_unnorm"
     assert report["n_models"] == 288 and set(report["tasks"]) == {"nin_clean", "nin_noise20"}
+    assert predictor.pool["sources"] == {str(tables.PRIMARY_POOL): tables.file_digest(
+        [tables.PRIMARY_POOL])}
     assert main(["fit", "--candidate", "nope"]) == 2
     assert "unknown candidate(s) nope; the candidates are random" in capsys.readouterr().err
+
+
+def test_the_shipped_selection_is_what_the_committed_evaluation_selected(monkeypatch):
+    """demogen/resources/selected.json is the candidate results/evaluate.json selected, fitted on
+    the same committed tables (refresh both with the two commands in the README)."""
+    from demogen import coefficients
+    from demogen_fit import tables
+
+    root = pathlib.Path(__file__).parents[1]
+    monkeypatch.chdir(root)
+    result = json.loads(pathlib.Path("results/evaluate.json").read_text())
+    shipped = coefficients.load(predictor="selected").as_dict()
+    assert shipped["name"] == result["selected"]
+    assert shipped["pool"]["sources"] == result["sources"] == tables.source_digests(
+        result["sources"])
+    table = tables.read_sources(list(result["sources"]))
+    refit, _ = transfer.fit_candidate(table, result["selected"], sources=result["sources"])
+
+    def rounded(obj):  # to 9 significant digits, what another BLAS may change
+        return json.loads(json.dumps({k: v for k, v in obj.items() if k != "created_with"}),
+                          parse_float=lambda text: float(f"{float(text):.9g}"))
+    assert rounded(shipped) == rounded(refit)
 
 
 def test_the_simpson_view_finds_a_sign_that_flips_inside_tasks():

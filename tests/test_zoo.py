@@ -173,23 +173,37 @@ def shifted(image, dy, dx):
     return padded[2 - dy:30 - dy, 2 - dx:30 - dx]
 
 
-def test_augmentation_shifts_and_flips_each_image_reproducibly():
+@pytest.mark.parametrize("shift, flip", [(2, True), (1, False)])
+def test_augmentation_shifts_and_flips_each_image_reproducibly(shift, flip):
     rng = np.random.default_rng(0)
     x = rng.random((16, 28, 28, 1)).astype(np.float32)
     y = np.arange(16, dtype=np.int32)
-    first = [b for b in training.batches(x, y, 16, seed=3, augment=True).as_numpy_iterator()][0]
-    again = [b for b in training.batches(x, y, 16, seed=3, augment=True).as_numpy_iterator()][0]
-    np.testing.assert_array_equal(first[0], again[0])
-    moved = 0
+
+    def first_batch(augment):
+        return next(training.batches(x, y, 16, seed=3, augment=augment).as_numpy_iterator())
+    first = first_batch((shift, flip))
+    np.testing.assert_array_equal(first[0], first_batch((shift, flip))[0])
+    moved = flipped = 0
     for image, label in zip(*first):
         original = x[label]
-        variants = [shifted(flip, dy, dx) for flip in (original, original[:, ::-1])
-                    for dy in range(-2, 3) for dx in range(-2, 3)]
-        assert any(np.array_equal(image, v) for v in variants)
+        variants = {(mirror, dy, dx): shifted(image_, dy, dx)
+                    for mirror, image_ in ((False, original), (True, original[:, ::-1]))
+                    for dy in range(-shift, shift + 1) for dx in range(-shift, shift + 1)
+                    if flip or not mirror}
+        matches = [key for key, v in variants.items() if np.array_equal(image, v)]
+        assert matches
         moved += not np.array_equal(image, original)
-    assert moved > 8
-    plain = [b for b in training.batches(x, y, 16, seed=3, augment=False).as_numpy_iterator()][0]
+        flipped += all(mirror for mirror, _, _ in matches)
+    assert moved > 8 and (flipped > 2) == flip
+    plain = first_batch(None)
     np.testing.assert_array_equal(plain[0], x[plain[1]])
+
+
+def test_a_field_added_to_tasks_later_matches_committed_definitions_at_its_default():
+    committed = {k: v for k, v in TINY.definition().items() if k != "augment"}
+    assert TINY.same_definition(committed) and TINY.same_definition(TINY.definition())
+    assert not dataclasses.replace(TINY, augment=(1, False)).same_definition(committed)
+    assert not dataclasses.replace(TINY, epochs=3).same_definition(committed)
 
 
 def test_a_changed_preset_is_refused(tiny, monkeypatch):

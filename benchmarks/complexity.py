@@ -21,9 +21,13 @@ times the floor (one forward and one backward pass on the sampled examples) to g
 as ratios, which hold on a loaded machine, and with --compare-sampling ROUNDS the original
 sampling algorithm against today's reader on the same dataset (the first, uncached sample).
 
+It times the shipped default predictor (`selected`) unless told otherwise: `--predictor paper`,
+or `--coefficients FILE` for any frozen file (e.g. a candidate written by `demogen fit
+--candidate NAME --out FILE`), whose features decide what is measured.
+
     .venv/bin/python benchmarks/complexity.py [--n-train 50000] [--shards 10] [--models 4]
-        [--compare-sampling ROUNDS] [--task-dir DIR]   (DIR: reuse or keep the task there
-        instead of a temporary folder)
+        [--predictor selected|paper | --coefficients FILE] [--compare-sampling ROUNDS]
+        [--task-dir DIR]   (DIR: reuse or keep the task there instead of a temporary folder)
 """
 
 import argparse
@@ -38,7 +42,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from demogen import pgdl  # noqa: E402
+from demogen import coefficients, pgdl  # noqa: E402
+from demogen.defaults import SHIPPED_PREDICTORS  # noqa: E402
 from demogen.predictor import complexity, load_coefficients  # noqa: E402
 from timing import Breakdown, best_time, original_from_dataset  # noqa: E402
 
@@ -116,8 +121,11 @@ def compare_sampling(ds, n_examples, seed, rounds):
           f"(medians), {min(times['original']) / min(times['new']):.2f}x (best); same sample")
 
 
-def run(task, n_models, sampling_rounds):
-    settings = load_coefficients().extractor  # read once, as in the ingestion
+def run(task, n_models, sampling_rounds, program_dir):
+    frozen = load_coefficients(program_dir)  # read once, as in the ingestion
+    settings = frozen.extractor
+    print(f"predictor: {getattr(frozen, 'name', 'paper (schema 1)')}, features "
+          f"{', '.join(frozen.features[:3])}, ... ({len(frozen.features)})")
     start = time.perf_counter()
     ds = pgdl.load_dataset(task)
     print(f"load_dataset: {time.perf_counter() - start:.2f} s (the ingestion's, not timed below)")
@@ -129,7 +137,7 @@ def run(task, n_models, sampling_rounds):
         breakdown = Breakdown()
         with breakdown.installed():
             start = time.perf_counter()
-            value = complexity(model, ds)
+            value = complexity(model, ds, program_dir)
             total = time.perf_counter() - start
         breakdown.finish(total)
         totals.append(total)
@@ -155,6 +163,9 @@ def main():
     parser.add_argument("--models", type=int, default=4)
     parser.add_argument("--compare-sampling", type=int, default=0, metavar="ROUNDS",
                         help="also time the original sampling algorithm against today's")
+    shipped = parser.add_mutually_exclusive_group()
+    shipped.add_argument("--predictor", choices=SHIPPED_PREDICTORS, default=SHIPPED_PREDICTORS[0])
+    shipped.add_argument("--coefficients", type=pathlib.Path, help="a frozen predictor file")
     parser.add_argument("--task-dir", type=pathlib.Path, default=None,
                         help="build (or reuse) the task here and keep it")
     args = parser.parse_args()
@@ -171,7 +182,11 @@ def main():
         build_task(task, args.n_train, args.shards, args.models)
         print(f"task {task}: {args.n_train} training examples in {args.shards} shards, "
               f"{args.models} models (built or checked in {time.perf_counter() - start:.0f} s)")
-        run(task, args.models, args.compare_sampling)
+        program_dir = pathlib.Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        (program_dir / "coefficients.json").write_text(
+            args.coefficients.read_text() if args.coefficients
+            else coefficients.shipped_text(args.predictor))
+        run(task, args.models, args.compare_sampling, str(program_dir))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ without the offline packages."""
 import argparse
 import json
 import math
-import os
 import sys
 
 from demogen.defaults import DEFAULTS, SHIPPED_PREDICTORS

@@ -9,6 +9,7 @@ hyperparameter names); model <id> is initialized, shuffled and augmented with se
 
 import dataclasses
 import itertools
+import math
 
 from demogen_fit.sources import INPUT_SHAPES, SOURCES
 
@@ -43,6 +44,11 @@ class Task:
     @property
     def input_shape(self):
         return INPUT_SHAPES[self.source]
+
+    @property
+    def n_models(self):
+        """The size of the grid: the models of a complete task."""
+        return math.prod(len(values) for values in self.grid.values())
 
     def combinations(self):
         """(model id, hyperparameters) for every combination of the grid."""

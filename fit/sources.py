@@ -27,6 +27,8 @@ import numpy as np
 from demogen.data import find_fashion_mnist, load_fashion_mnist
 
 N_TEST_MNIST1D = 10_000
+N_TEST_FMNIST = 10_000  # the official test set
+N_DIGITS = 1797  # load_digits' images
 MAX_TRAIN_DIGITS = 600
 
 
@@ -122,7 +124,7 @@ def digits(n_train, seed=0, data_dir=None):
 
 def n_test(source, n_train):
     """The size of a source's test set (what the standard error of a measured gap depends on)."""
-    return 1797 - n_train if source == "digits" else 10_000
+    return {"digits": N_DIGITS - n_train, "mnist1d": N_TEST_MNIST1D}.get(source, N_TEST_FMNIST)
 
 
 SOURCES = {"fmnist": fmnist, "fmnist_color": fmnist_color, "mnist1d": mnist1d,

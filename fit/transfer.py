@@ -44,7 +44,7 @@ def task_info(table):
         family, source = (spec.family, spec.source) if spec else (task, task)
         info[task] = {"family": family, "source": source, "cluster": f"{family}/{source}",
                       "lockbox": bool(spec and spec.lockbox),
-                      "n_grid": sum(1 for _ in spec.combinations()) if spec else None}
+                      "n_grid": spec.n_models if spec else None}
     return info
 
 

@@ -303,7 +303,7 @@ def _write_configs_when_complete(task, rows, out, features, preset):
     """Write the task's model_configs.json (in its folder and under features/) once every model
     of its grid has a row."""
     task_rows = [r for (name, _), r in rows.items() if name == task.name]
-    if len(task_rows) == sum(1 for _ in task.combinations()):
+    if len(task_rows) == task.n_models:
         configs = model_configs(task, task_rows)
         pgdl.write_model_configs(out / task.name, configs)
         pgdl.write_model_configs(features / preset.name / task.name, configs)
@@ -378,7 +378,8 @@ def extremes(task):
                                                  **task.architecture_arguments(hparams))
         training = task.training(hparams)
         return (forward_macs(model), -training["batch_size"], -training["learning_rate"],
-                training["augment"] is not None, hparams.get("dropout", 0), hparams.get("weight_decay", 0))
+                training["augment"] is not None, hparams.get("dropout", 0),
+                hparams.get("weight_decay", 0))
     ranked = sorted(task.combinations(), key=cost)
     return ranked[0], ranked[-1]
 
@@ -400,8 +401,7 @@ def describe(preset_name, features="features_cache"):
         gap = train - test
         se = float(np.sqrt(np.mean(test * (1 - test)) / sources.n_test(task.source,
                                                                           task.n_train)))
-        grid = sum(1 for _ in task.combinations())
-        out.append({"task": task.name, "models": f"{len(own)}/{grid}",
+        out.append({"task": task.name, "models": f"{len(own)}/{task.n_models}",
                     "fitted": float(np.mean([r.get("reached_stop") == 1 for r in own])),
                     "train>=0.95": float(np.mean(train >= 0.95)),
                     "train acc": f"{train.min():.3f}-{train.max():.3f}",
@@ -442,10 +442,9 @@ def pilot(preset_name, out, workers=2, data_dir=None, tasks=(), progress=True):
                                                    "train_acc", "test_acc", "gap", "error")}})
     for task in chosen:
         times = [r["seconds"] for r in results if r["task"] == task.name]
-        n_models = sum(1 for _ in task.combinations())
         for r in results:
             if r["task"] == task.name:
-                r["projected_task_seconds"] = float(np.mean(times)) * n_models
+                r["projected_task_seconds"] = float(np.mean(times)) * task.n_models
     return sorted(results, key=lambda r: (r["task"], r["which"]))
 
 

@@ -262,7 +262,7 @@ def test_complexity_on_a_model_read_from_its_pgdl_files_reproduces_its_table_row
 def test_the_demo_task_is_trained_like_the_corpus_and_is_not_in_it():
     (task,) = presets.PRESETS["demo"].tasks
     assert len(task.grid) == 4 and all(len(v) == 2 for v in task.grid.values())
-    assert sum(1 for _ in task.combinations()) == 16 and task.stop_at == 0.99
+    assert sum(1 for _ in task.combinations()) == task.n_models == 16 and task.stop_at == 0.99
     assert task.name not in {t.name for t in CORPUS.tasks}
     assert (task.source, task.data_seed) != ("mnist1d", 0)  # not the corpus's MNIST-1D data
 

@@ -276,7 +276,8 @@ def cmd_evaluate(args):
     from demogen import pgdl
     from demogen_fit import tables, transfer
 
-    sources = args.sources or [tables.CORPUS]
+    sources = args.sources or ([tables.CORPUS, tables.CORPUS_LOCKBOX] if args.lockbox
+                               else [tables.CORPUS])
     table = tables.read_sources(sources, cache=args.cache, progress=not args.json)
     info = transfer.task_info(table)
     lockbox = sorted(t for t, i in info.items() if i["lockbox"])
@@ -479,7 +480,7 @@ def build_parser():
     zoo = commands.add_parser("zoo", help="train a preset's model pool into PGDL task folders",
                               description=cmd_zoo.__doc__)
     zoo.add_argument("--preset", required=True,
-                     help="the pool to train: corpus, nin, vgg or tiny (see the README)")
+                     help="the pool to train: corpus, corpus_lockbox, nin, vgg or tiny (see the README)")
     zoo.add_argument("--task", nargs="+", metavar="NAME",
                      help="train only these tasks of the preset (default: all)")
     zoo.add_argument("--pilot", action="store_true",
@@ -502,12 +503,13 @@ def build_parser():
         "evaluate", help="score the candidate predictors on tasks they were not fitted on",
         description=cmd_evaluate.__doc__)
     evaluate.add_argument("sources", nargs="*", metavar="CSV",
-                          help="feature tables (default: features_cache/corpus.csv, without "
-                               "its lockbox tasks)")
+                          help="feature tables (default: features_cache/corpus.csv; with "
+                               "--lockbox, corpus_lockbox.csv too)")
     evaluate.add_argument("--candidates", nargs="+", metavar="NAME",
                           help="the candidates to evaluate (default: all)")
     evaluate.add_argument("--lockbox", action="store_true",
-                          help="include the lockbox tasks (their one final run)")
+                          help="include the lockbox tasks, which are otherwise left out of "
+                               "any table (their one final run)")
     evaluate.add_argument("--json", action="store_true", help="print the result as JSON")
     evaluate.add_argument("--out", help="also write the JSON result to this file")
     evaluate.add_argument("--jobs", type=_number(int, 1), default=2,

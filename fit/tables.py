@@ -23,6 +23,7 @@ from demogen_fit.presets import PRESETS
 REPOSITORY = pathlib.Path(__file__).resolve().parents[1]
 PRIMARY_POOL = REPOSITORY / "features_cache" / "nin.csv"
 CORPUS = REPOSITORY / "features_cache" / "corpus.csv"
+CORPUS_LOCKBOX = REPOSITORY / "features_cache" / "corpus_lockbox.csv"
 
 
 def cache_dir():

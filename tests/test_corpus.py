@@ -16,6 +16,7 @@ from demogen_fit import train as training
 from demogen_fit.architectures import ARCHITECTURES
 
 CORPUS = presets.PRESETS["corpus"]
+ALL_TASKS = CORPUS.tasks + presets.PRESETS["corpus_lockbox"].tasks
 
 
 @pytest.mark.parametrize("source", ["mnist1d", "digits", "fmnist", "fmnist_color"])
@@ -78,7 +79,7 @@ def smallest(task):
     return next(task.combinations())[1]
 
 
-@pytest.mark.parametrize("task", CORPUS.tasks, ids=[t.name for t in CORPUS.tasks])
+@pytest.mark.parametrize("task", ALL_TASKS, ids=[t.name for t in ALL_TASKS])
 def test_each_corpus_architecture_trains_is_measured_and_round_trips(task, tmp_path):
     rng = np.random.default_rng(0)
     x = rng.random((64,) + task.input_shape).astype(np.float32)
@@ -208,7 +209,7 @@ def test_unknown_task_lists_the_valid_ones(tmp_path):
 
 
 def test_corpus_grids_are_complete_and_large_enough():
-    for task in CORPUS.tasks:
+    for task in ALL_TASKS:
         combos = list(task.combinations())
         assert len(combos) >= 32 and len(task.grid) >= 3 and "seed" not in task.grid
         for a, b in [(a, b) for a in task.grid for b in task.grid if a < b]:
@@ -263,7 +264,7 @@ def test_the_demo_task_is_trained_like_the_corpus_and_is_not_in_it():
     (task,) = presets.PRESETS["demo"].tasks
     assert len(task.grid) == 4 and all(len(v) == 2 for v in task.grid.values())
     assert sum(1 for _ in task.combinations()) == task.n_models == 16 and task.stop_at == 0.99
-    assert task.name not in {t.name for t in CORPUS.tasks}
+    assert task.name not in {t.name for t in ALL_TASKS}
     assert (task.source, task.data_seed) != ("mnist1d", 0)  # not the corpus's MNIST-1D data
 
 

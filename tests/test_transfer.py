@@ -237,3 +237,32 @@ def test_tasks_with_an_incomplete_grid_are_left_out(monkeypatch):
     report = transfer.evaluate(table, ["output_margin"], views=("task",), n_jobs=1)
     assert report["incomplete_tasks"] == {"t4": "10 of 16 models"}
     assert set(report["tasks"]) == {"t0", "t1", "t2", "t3"}
+
+
+def test_lockbox_tasks_are_left_out_unless_asked_for(monkeypatch, tmp_path, capsys):
+    from demogen.cli import main
+    from demogen_fit import presets
+
+    grid = {"a": (0, 1), "b": (0, 1), "c": (0, 1), "d": (0, 1)}
+    preset = presets.Preset("synthetic", tuple(
+        presets.Task(f"t{k}", f"f{k}", "mlp", "digits", 100, grid, 1, lockbox=k == 3)
+        for k in range(4)))
+    monkeypatch.setitem(presets.PRESETS, "synthetic", preset)
+    path = tmp_path / "synthetic.csv"
+    synthetic().assign(train_acc=1.0, test_acc=lambda f: 1.0 - f["gap"], extractor_version=1,
+                       n_examples=16, sample_seed=0).to_csv(path, index=False)
+    for extra, tasks in (([], ["t0", "t1", "t2"]), (["--lockbox"], ["t0", "t1", "t2", "t3"])):
+        assert main(["evaluate", str(path), "--candidates", "output_margin", "--jobs", "1",
+                     "--json"] + extra) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert sorted(report["tasks"]) == tasks
+        assert report["lockbox"] == {"tasks": ["t3"], "included": bool(extra)}
+
+
+def test_the_lockbox_is_a_table_of_its_own_with_pairs_no_corpus_task_uses():
+    from demogen_fit import presets
+
+    corpus, lockbox = presets.PRESETS["corpus"].tasks, presets.PRESETS["corpus_lockbox"].tasks
+    assert len(lockbox) == 2 and all(t.lockbox for t in lockbox)
+    assert not any(t.lockbox for t in corpus)
+    assert not {(t.family, t.source) for t in lockbox} & {(t.family, t.source) for t in corpus}

@@ -9,9 +9,9 @@ later models are the first one's weights times (1 + 5% noise), written as models
 
 It then loads the training split once with `pgdl.load_dataset`, as the ingestion does, and for
 every model (built from its config.json and weights.hdf5 by `pgdl.load_model`, a new object
-each) times `demogen.predictor.complexity(model, ds)` on that same dataset object, with a
+each) times `demogen.frozen.predictor.complexity(model, ds)` on that same dataset object, with a
 breakdown:
-- sampling: `demogen.sampling.sample` (reading the dataset and drawing the seeded sample);
+- sampling: `demogen.measure.sampling.sample` (reading the dataset and drawing the seeded sample);
 - trace: compiling the margin step (`tf.function` tracing, the first call's overhead);
 - loop: the compiled margin step on every batch;
 - check: `_check_reproduces` (the model's own output on the first batch);
@@ -42,12 +42,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from demogen import coefficients, pgdl  # noqa: E402
+from demogen.competition import pgdl  # noqa: E402
 from demogen.defaults import SHIPPED_PREDICTORS  # noqa: E402
-from demogen.predictor import complexity, load_coefficients  # noqa: E402
+from demogen.frozen import coefficients  # noqa: E402
+from demogen.frozen.predictor import complexity, load_coefficients  # noqa: E402
 from timing import Breakdown, best_time, original_from_dataset  # noqa: E402
 
-from demogen import sampling  # noqa: E402
+from demogen.measure import sampling  # noqa: E402
 
 INPUT_SHAPE = (32, 32, 3)
 

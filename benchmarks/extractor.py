@@ -25,9 +25,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from demogen import extract_margins  # noqa: E402
-from demogen.graph import ModelGraph  # noqa: E402
-from demogen.layers import choose_layers  # noqa: E402
-from demogen.margins import _margin_step  # noqa: E402
+from demogen.measure.graph import ModelGraph  # noqa: E402
+from demogen.measure.layers import choose_layers  # noqa: E402
+from demogen.measure.margins import _margin_step  # noqa: E402
 from timing import Breakdown, best_time  # noqa: E402  (benchmarks/timing.py)
 
 

@@ -6,15 +6,15 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from demogen import margins as margins_module
-from demogen.sampling import sample_indices
+from demogen.measure import margins as margins_module
+from demogen.measure.sampling import sample_indices
 
 PARTS = ("sampling", "trace", "loop", "check", "rest")
 
 
 class Breakdown:
-    """Times the parts of `extract_margins` by wrapping the functions demogen.margins calls:
-    sampling (`sample`), trace (building and tracing the compiled margin step, done here
+    """Times the parts of `extract_margins` by wrapping the functions demogen.measure.margins
+    calls: sampling (`sample`), trace (building and tracing the compiled margin step, done here
     explicitly before its first call: its input signature is fixed, so the first call then does
     not trace again), loop (the compiled step's calls), check (`_check_reproduces`); `rest` is
     what the caller's total leaves (see `finish`)."""
@@ -75,8 +75,9 @@ def best_time(run, repeats):
 
 
 def original_from_dataset(dataset, n_examples, seed, input_rank):
-    """demogen.sampling._from_dataset as it was before the batched reader and the cache (count
-    element by element, then a filtered pass over the enumerated dataset), for comparison."""
+    """demogen.measure.sampling._from_dataset as it was before the batched reader and the cache
+    (count element by element, then a filtered pass over the enumerated dataset), for
+    comparison."""
     if dataset.element_spec[0].shape.rank == input_rank + 1:
         dataset = dataset.unbatch()
     n_total = int(dataset.cardinality())

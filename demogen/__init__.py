@@ -13,6 +13,6 @@ __all__ = ["DEFAULTS", "EXTRACTOR_VERSION", "Margins", "Signature", "extract_mar
 
 def __getattr__(name):
     if name in __all__:
-        from demogen import margins
+        from demogen.measure import margins
         return getattr(margins, name)
     raise AttributeError(f"module 'demogen' has no attribute {name!r}")

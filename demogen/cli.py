@@ -70,7 +70,8 @@ def cmd_signature(args):
     """Signatures of the models of one PGDL task directory."""
     from tqdm import tqdm
 
-    from demogen import margin_signature, pgdl
+    from demogen import margin_signature
+    from demogen.competition import pgdl
 
     available = pgdl.model_ids(args.task_dir)
     wanted = [m.removeprefix("model_") for m in args.model] if args.model else available
@@ -112,10 +113,10 @@ def cmd_demo(args):
 
     from demogen_fit import zoo
 
-    from demogen import coefficients
-    from demogen.bundle import write_bundle
-    from demogen.evaluation import score_predictions
-    from demogen.ingest import ingest
+    from demogen.competition.bundle import write_bundle
+    from demogen.competition.evaluation import score_predictions
+    from demogen.competition.ingest import ingest
+    from demogen.frozen import coefficients
 
     temporary = args.work is None
     work = pathlib.Path(args.work or tempfile.mkdtemp(prefix="demogen-demo-"))
@@ -162,7 +163,7 @@ def _format(value):
 def cmd_bundle(args):
     """Write the frozen predictor as a PGDL submission zip (complexity.py, metadata, the
     coefficient file and demogen's runtime modules)."""
-    from demogen.bundle import write_bundle
+    from demogen.competition.bundle import write_bundle
 
     names = write_bundle(args.out, args.coefficients, args.predictor)
     print(f"wrote {args.out} ({args.coefficients or f'the shipped predictor {args.predictor!r}'}): "
@@ -173,7 +174,7 @@ def cmd_bundle(args):
 def cmd_ingest(args):
     """Run a submission (zip or folder, ours or another team's) over every model of every task
     as the competition did, in a child process, and write <out>/<task>.predict."""
-    from demogen.ingest import EXCEEDED, ingest
+    from demogen.competition.ingest import EXCEEDED, ingest
 
     results = ingest(args.submission, args.tasks, args.out, budget_per_model=args.budget)
     status = 0
@@ -203,7 +204,7 @@ def _print_scores(result):
 def cmd_score(args):
     """The competition's score of a folder of <task>.predict files: CMI x 100 per task and on
     average, with Kendall's tau-b and the granulated Kendall coefficient Psi."""
-    from demogen.evaluation import score_predictions
+    from demogen.competition.evaluation import score_predictions
 
     result = score_predictions(args.predictions, args.tasks, args.reference)
     if args.json:
@@ -273,7 +274,7 @@ def cmd_evaluate(args):
     chooses the candidate inside the training tasks. Works from committed feature tables."""
     import pandas as pd
 
-    from demogen import pgdl
+    from demogen.competition import pgdl
     from demogen_fit import tables, transfer
 
     sources = args.sources or ([tables.CORPUS, tables.CORPUS_LOCKBOX] if args.lockbox

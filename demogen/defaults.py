@@ -1,6 +1,6 @@
 """Defaults in a module without TensorFlow, so that the command line can show them in its help
 without importing it: the extractor's sampling settings and the predictors shipped as package
-data (demogen/resources/<name>.json)."""
+data (demogen/frozen/resources/<name>.json)."""
 
 DEFAULTS = {"n_examples": 2048, "seed": 0, "batch_size": 256}
 

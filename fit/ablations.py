@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import r2_score
 
-from demogen import scoring
-from demogen.layers import SLOTS
-from demogen.signature import STATISTICS
+from demogen.competition import scoring
+from demogen.measure.layers import SLOTS
+from demogen.measure.signature import STATISTICS
 from demogen_fit import regression, tables
 
 PAPER_COLUMN = "paper CNN+CIFAR-10 (adj R2 / 10-fold R2 / MSE 1e-3)"

@@ -14,10 +14,10 @@ examples).
 import numpy as np
 import tensorflow as tf
 
-from demogen.graph import WEIGHTED, ModelGraph, class_name
-from demogen.layers import SLOTS
-from demogen.sampling import sample
-from demogen.signature import STATISTICS, quartile_signature
+from demogen.measure.graph import WEIGHTED, ModelGraph, class_name
+from demogen.measure.layers import SLOTS
+from demogen.measure.sampling import sample
+from demogen.measure.signature import STATISTICS, quartile_signature
 
 BASELINES_VERSION = 1
 # About the pool-wide median of the positive unnormalized margins, which lie between 0.3 and 1.6

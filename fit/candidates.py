@@ -1,11 +1,11 @@
 """The closed registry of candidate predictors that `demogen evaluate` judges by transfer.
 
-A candidate is a feature set (columns of demogen.features), one transform for all of them, and a
-head fitted by scikit-learn. Fitting a candidate gives the frozen predictor (schema 2 of
-demogen.coefficients), and every prediction, in the evaluation as in a submission, comes from
-that frozen file's `predict_many`, fallbacks included. A head's one tuning parameter (the penalty,
-the number of trees) takes each value of `grid`; `demogen_fit.transfer` chooses among them inside
-the training tasks.
+A candidate is a feature set (columns of demogen.measure.features), one transform for all of
+them, and a head fitted by scikit-learn. Fitting a candidate gives the frozen predictor (schema 2
+of demogen.frozen.coefficients), and every prediction, in the evaluation as in a submission,
+comes from that frozen file's `predict_many`, fallbacks included. A head's one tuning parameter
+(the penalty, the number of trees) takes each value of `grid`; `demogen_fit.transfer` chooses
+among them inside the training tasks.
 
 The registry runs from the simplest candidate to the most complex: the selection rule (the
 simplest within one standard error of the best) reads that order. It was fixed before the first
@@ -18,9 +18,9 @@ import numpy as np
 from sklearn.ensemble import GradientBoostingRegressor
 from sklearn.linear_model import Lasso, LinearRegression, Ridge
 
-from demogen import coefficients
-from demogen.layers import SLOTS
-from demogen.signature import STATISTICS
+from demogen.frozen import coefficients
+from demogen.measure.layers import SLOTS
+from demogen.measure.signature import STATISTICS
 from demogen_fit import freeze
 
 QUARTILES = STATISTICS["quartile"]

@@ -1,16 +1,17 @@
 """Fit the signature regression on a pool and freeze it into a coefficient file
-(demogen.coefficients, schema 1): what `demogen fit` runs; and the pieces of a schema-2 predictor
-file (a linear or boosted-trees head, the whole object)."""
+(demogen.frozen.coefficients, schema 1): what `demogen fit` runs; and the pieces of a schema-2
+predictor file (a linear or boosted-trees head, the whole object)."""
 
 import hashlib
 import pathlib
 from importlib.metadata import version
 
-from demogen import coefficients, pgdl
-from demogen.features import FEATURES_VERSION
-from demogen.layers import SLOTS
-from demogen.margins import DEFAULTS, EXTRACTOR_VERSION
-from demogen.signature import feature_names
+from demogen.competition import pgdl
+from demogen.frozen import coefficients
+from demogen.measure.features import FEATURES_VERSION
+from demogen.measure.layers import SLOTS
+from demogen.measure.margins import DEFAULTS, EXTRACTOR_VERSION
+from demogen.measure.signature import feature_names
 from demogen_fit import ablations, regression, tables
 
 DEFAULT_OUT = "coefficients.json"

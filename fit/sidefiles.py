@@ -2,10 +2,10 @@
 features are derived without retraining (weights are never committed).
 
 One compressed numpy archive per model, features_cache/<preset>/<task>/side/model_<id>.npz:
-- the Measurement (demogen.features.to_arrays): per sampled training example the output margin
-  f_i - f_j and the margin-gradient norm at the four layers (float32; the signed, unnormalized
-  distance is their ratio), each layer's total variation, the layers, the sample's settings;
-  the singular values of every kernel (reshaped matrix and per-position slices, float32);
+- the Measurement (demogen.measure.features.to_arrays): per sampled training example the output
+  margin f_i - f_j and the margin-gradient norm at the four layers (float32; the signed,
+  unnormalized distance is their ratio), each layer's total variation, the layers, the sample's
+  settings; the singular values of every kernel (reshaped matrix and per-position slices, float32);
 - test_correct, train_correct: per-example correctness bits (numpy.packbits) on the test set and
   on the training set with the labels the model trained on (n_test, n_train give the lengths);
 - history: per epoch, training-set accuracy and cross-entropy (inference mode, un-augmented).
@@ -16,7 +16,8 @@ import pathlib
 
 import numpy as np
 
-from demogen import features, pgdl
+from demogen.competition import pgdl
+from demogen.measure import features
 
 
 def path(features_dir, preset, task, model_id):

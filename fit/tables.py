@@ -13,10 +13,11 @@ import pathlib
 import numpy as np
 import pandas as pd
 
-from demogen import EXTRACTOR_VERSION, pgdl
-from demogen.features import FEATURES_VERSION
-from demogen.margins import DEFAULTS
-from demogen.tasks import configs_candidates
+from demogen import EXTRACTOR_VERSION
+from demogen.competition import pgdl
+from demogen.competition.tasks import configs_candidates
+from demogen.measure.features import FEATURES_VERSION
+from demogen.measure.margins import DEFAULTS
 from demogen_fit.baselines import BASELINES_VERSION
 from demogen_fit.presets import PRESETS
 

@@ -25,7 +25,7 @@ import numpy as np
 from joblib import Parallel, delayed
 from tqdm import tqdm
 
-from demogen import scoring
+from demogen.competition import scoring
 from demogen_fit import candidates as registry
 from demogen_fit import presets
 

@@ -24,8 +24,10 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from demogen import EXTRACTOR_VERSION, features, pgdl
-from demogen.margins import DEFAULTS
+from demogen import EXTRACTOR_VERSION
+from demogen.competition import pgdl
+from demogen.measure import features
+from demogen.measure.margins import DEFAULTS
 from demogen_fit import sidefiles, sources
 from demogen_fit import train as training
 from demogen_fit.architectures import ARCHITECTURES
@@ -60,7 +62,7 @@ def measure(model, data, baselines=False):
     """The feature columns of a trained model measured on its training data (a dataset or
     (inputs, labels)), and its Measurement (None when the margins cannot be extracted, e.g. NaN
     weights; the reason is then in "error"). Columns: layers, error, feature_errors (groups that
-    could not be computed, with the reason), every feature of demogen.features, and with
+    could not be computed, with the reason), every feature of demogen.measure.features, and with
     `baselines` the baseline columns of the ablations."""
     try:
         measurement = features.measure(model, data)

@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 from conftest import keras, layers, randomize
 
-from demogen import pgdl
+from demogen.competition import pgdl
 
 GRID = {"depth": [1, 2], "dropout": [0.0, 0.5], "seed": [0, 1]}
 

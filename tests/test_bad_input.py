@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from pgdl_task import small_cnn
 
-from demogen import pgdl
 from demogen.cli import main
-from demogen.ingest import ingest
+from demogen.competition import pgdl
+from demogen.competition.ingest import ingest
 
 # Model id -> the error its broken files give, in `demogen signature` and in `demogen ingest`.
 BROKEN = {
@@ -132,7 +132,7 @@ def test_help_and_argument_errors_do_not_import_tensorflow():
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     from demogen.defaults import DEFAULTS
-    from demogen.margins import DEFAULTS as EXTRACTOR_DEFAULTS
+    from demogen.measure.margins import DEFAULTS as EXTRACTOR_DEFAULTS
     assert DEFAULTS == EXTRACTOR_DEFAULTS
     results = [line for line in run.stderr.splitlines() if line.startswith("result ")]
     assert results == ["result False", f"result True {DEFAULTS}"]
@@ -207,7 +207,7 @@ def test_score_names_a_file_that_is_not_json(tmp_path, capsys):
 def test_bundle_refuses_an_empty_or_nan_coefficient_file(tmp_path, capsys, text, message):
     path = tmp_path / "coefficients.json"
     if text == "NaN":
-        from demogen import coefficients
+        from demogen.frozen import coefficients
         obj = coefficients.load(predictor="paper").as_dict()
         obj["coefficients"][3] = float("nan")
         text = json.dumps(obj)

@@ -6,7 +6,7 @@ import tensorflow as tf
 from conftest import cnn, data_for, randomize
 
 from demogen import extract_margins
-from demogen.signature import quartile_signature
+from demogen.measure.signature import quartile_signature
 from demogen_fit import baselines
 
 keras = tf.keras

@@ -10,18 +10,21 @@ import numpy as np
 import pytest
 from conftest import cnn, data_for
 
-from demogen import coefficients, margin_signature
-from demogen.bundle import write_bundle
+from demogen import margin_signature
 from demogen.cli import main
+from demogen.competition.bundle import write_bundle
+from demogen.frozen import coefficients
 
 
 def test_the_zip_holds_the_entry_point_metadata_coefficients_and_only_the_runtime(tmp_path):
     assert main(["bundle", "--out", str(tmp_path / "sub.zip")]) == 0
     names = set(zipfile.ZipFile(tmp_path / "sub.zip").namelist())
     assert {"complexity.py", "metadata", "coefficients.json", "demogen/__init__.py",
-            "demogen/predictor.py", "demogen/margins.py", "demogen/coefficients.py"} <= names
-    assert all(n.count("/") <= 1 for n in names)
-    assert not {n for n in names if n.startswith("fit/") or n.endswith(
+            "demogen/frozen/__init__.py", "demogen/frozen/predictor.py",
+            "demogen/frozen/coefficients.py", "demogen/measure/__init__.py",
+            "demogen/measure/margins.py"} <= names
+    assert all(n.count("/") <= 2 for n in names)
+    assert not {n for n in names if n.startswith(("fit/", "demogen/competition/")) or n.endswith(
         ("cli.py", "bundle.py", "ingest.py", "ingest_child.py", "evaluation.py", "tasks.py"))}
 
 

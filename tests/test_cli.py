@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from conftest import keras, layers, randomize
 
-from demogen import margin_signature, pgdl
+from demogen import margin_signature
 from demogen.cli import main
+from demogen.competition import pgdl
 
 
 def tiny_model(seed):

@@ -6,9 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from demogen import EXTRACTOR_VERSION, coefficients
-from demogen.layers import SLOTS
-from demogen.signature import feature_names
+from demogen import EXTRACTOR_VERSION
+from demogen.frozen import coefficients
+from demogen.measure.layers import SLOTS
+from demogen.measure.signature import feature_names
 
 
 def _valid():

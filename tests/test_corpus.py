@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from demogen import coefficients, features, pgdl, predictor
+from demogen.competition import pgdl
+from demogen.frozen import coefficients, predictor
+from demogen.measure import features
 from demogen_fit import freeze, presets, sidefiles, sources, zoo
 from demogen_fit import train as training
 from demogen_fit.architectures import ARCHITECTURES

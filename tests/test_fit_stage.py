@@ -10,8 +10,11 @@ import pandas as pd
 import pytest
 from pgdl_task import small_cnn
 
-from demogen import coefficients, features, margin_signature, pgdl
+from demogen import margin_signature
 from demogen.cli import main
+from demogen.competition import pgdl
+from demogen.frozen import coefficients
+from demogen.measure import features
 from demogen_fit import ablations, freeze, tables
 
 VGG = tables.REPOSITORY / "features_cache" / "vgg.csv"
@@ -73,7 +76,7 @@ def test_mixed_extractor_versions_or_settings_are_refused(tmp_path):
 
 def test_the_shipped_paper_predictor_is_the_fit_of_the_committed_pool(pool):
     """The shipped paper file is reproducible from the committed table (refit after a change
-    with `demogen fit --out demogen/resources/paper.json`)."""
+    with `demogen fit --out demogen/frozen/resources/paper.json`)."""
     frozen, estimator, kept, figures, dropped = freeze.fit(pool, [tables.PRIMARY_POOL])
     shipped = coefficients.load(predictor="paper")
     expected, got = json.loads(json.dumps(frozen.as_dict())), shipped.as_dict()

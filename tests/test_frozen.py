@@ -11,8 +11,10 @@ import tensorflow as tf
 from conftest import cnn, data_for, keras, layers, randomize
 from sklearn.ensemble import GradientBoostingRegressor
 
-from demogen import EXTRACTOR_VERSION, coefficients, features, margins, predictor
+from demogen import EXTRACTOR_VERSION
 from demogen.cli import main
+from demogen.frozen import coefficients, predictor
+from demogen.measure import features, margins
 from demogen_fit import freeze
 
 SETTINGS = {"n_examples": 128, "seed": 3, "batch_size": 32}
@@ -214,4 +216,4 @@ def test_the_bundle_ships_a_schema_2_file(tmp_path):
     shipped = coefficients.from_dict(json.loads(archive.read("coefficients.json")))
     assert isinstance(shipped, coefficients.Predictor) and shipped.as_dict() == _valid(
         _trees_head())
-    assert {"demogen/features.py", "demogen/weights.py"} <= set(archive.namelist())
+    assert {"demogen/measure/features.py", "demogen/measure/weights.py"} <= set(archive.namelist())

@@ -7,10 +7,10 @@ import zipfile
 import pytest
 from pgdl_task import make_task
 
-from demogen import pgdl
 from demogen.cli import main
-from demogen.evaluation import score_predictions
-from demogen.ingest import ingest
+from demogen.competition import pgdl
+from demogen.competition.evaluation import score_predictions
+from demogen.competition.ingest import ingest
 
 FLAKY = """import os
 calls = []

@@ -7,8 +7,8 @@ import pytest
 from conftest import cnn, data_for, keras, layers, randomize, resnet
 
 from demogen import margin_signature
-from demogen.graph import INPUT, ModelGraph
-from demogen.layers import candidates, choose_layers
+from demogen.measure.graph import INPUT, ModelGraph
+from demogen.measure.layers import candidates, choose_layers
 
 
 def dense_stack(hidden):

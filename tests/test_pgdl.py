@@ -1,4 +1,4 @@
-"""Tests for demogen.pgdl: reading and writing PGDL task directories."""
+"""Tests for demogen.competition.pgdl: reading and writing PGDL task directories."""
 
 import json
 import os
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from demogen import pgdl
+from demogen.competition import pgdl
 
 L = tf.keras.layers
 
@@ -86,7 +86,7 @@ def test_round_trip_model_and_dataset(tmp_path):
 
 
 def _hand_built_task(task):
-    """A task written directly in the on-disk format, without demogen.pgdl."""
+    """A task written directly in the on-disk format, without demogen.competition.pgdl."""
     rng = np.random.default_rng(2)
     kernel = rng.normal(size=(3, 3, 1, 16)).astype(np.float32)
     bias = rng.normal(size=(16,)).astype(np.float32)

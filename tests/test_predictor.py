@@ -11,7 +11,8 @@ import pytest
 import tensorflow as tf
 from conftest import cnn, data_for
 
-from demogen import coefficients, margin_signature, predictor
+from demogen import margin_signature
+from demogen.frozen import coefficients, predictor
 
 HERE = pathlib.Path(__file__).parent
 
@@ -66,7 +67,7 @@ def test_complexity_under_tf_keras(tmp_path):
     expected = predictor.complexity(model, dataset(x, y))
     code = ("import sys, numpy as np, tensorflow as tf\n"
             "from conftest import cnn\n"
-            "from demogen.predictor import complexity\n"
+            "from demogen.frozen.predictor import complexity\n"
             "a = np.load(sys.argv[1]); model = cnn()\n"
             "model.set_weights([a[f'arr_{i}'] for i in range(len(model.weights))])\n"
             "ds = tf.data.Dataset.from_tensor_slices((a['x'], a['y'].astype(np.int32)))\n"

@@ -8,7 +8,9 @@ import pytest
 import tensorflow as tf
 from conftest import cnn, data_for
 
-from demogen import margin_signature, pgdl, sampling
+from demogen import margin_signature
+from demogen.competition import pgdl
+from demogen.measure import sampling
 
 
 # --------------------------------------------------------------------------- the reference

@@ -1,5 +1,6 @@
-"""Rank scores (demogen.scoring): CMI against hand-computed tables and a literal slow reference,
-Kendall's tau-b against scipy, granulated Kendall on hand-computed grids, and input checks."""
+"""Rank scores (demogen.competition.scoring): CMI against hand-computed tables and a literal slow
+reference, Kendall's tau-b against scipy, granulated Kendall on hand-computed grids, and input
+checks."""
 
 import itertools
 import math
@@ -8,8 +9,9 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from demogen.scoring import (GranulatedKendall, UndefinedScore, conditional_mutual_information,
-                             granulated_kendall, kendall_tau)
+from demogen.competition.scoring import (GranulatedKendall, UndefinedScore,
+                                         conditional_mutual_information, granulated_kendall,
+                                         kendall_tau)
 
 
 def grid(**values):

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from demogen.layers import SLOTS
-from demogen.signature import feature_names, moment_signature, quartile_signature
+from demogen.measure.layers import SLOTS
+from demogen.measure.signature import feature_names, moment_signature, quartile_signature
 
 
 def test_quartiles_and_fences_without_outliers():

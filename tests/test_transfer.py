@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from demogen import scoring
+from demogen.competition import scoring
 from demogen_fit import candidates, sidefiles, transfer
 
 NAMES = ["random", "output_margin", "weights_shape"]
@@ -172,8 +172,8 @@ def test_fit_candidate_tunes_inside_and_freezes_what_evaluate_scores():
 
 
 def test_cli_fit_candidate_writes_a_schema_2_file(tmp_path, capsys):
-    from demogen import coefficients
     from demogen.cli import main
+    from demogen.frozen import coefficients
     from demogen_fit import tables
 
     out = tmp_path / "p.json"
@@ -190,9 +190,9 @@ def test_cli_fit_candidate_writes_a_schema_2_file(tmp_path, capsys):
 
 
 def test_the_shipped_selection_is_what_the_committed_evaluation_selected(monkeypatch):
-    """demogen/resources/selected.json is the candidate results/evaluate.json selected, fitted on
-    the same committed tables (refresh both with the two commands in the README)."""
-    from demogen import coefficients
+    """demogen/frozen/resources/selected.json is the candidate results/evaluate.json selected,
+    fitted on the same committed tables (refresh both with the two commands in the README)."""
+    from demogen.frozen import coefficients
     from demogen_fit import tables
 
     root = pathlib.Path(__file__).parents[1]

@@ -1,4 +1,4 @@
-"""Weight spectra and the heavy-tail exponent alpha (demogen.weights)."""
+"""Weight spectra and the heavy-tail exponent alpha (demogen.measure.weights)."""
 
 import warnings
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from demogen import weights
+from demogen.measure import weights
 
 L = tf.keras.layers
 

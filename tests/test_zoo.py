@@ -8,8 +8,8 @@ import pathlib
 import numpy as np
 import pytest
 
-from demogen import pgdl
 from demogen.cli import main
+from demogen.competition import pgdl
 from demogen_fit import train as training
 from demogen_fit import zoo
 from demogen_fit.baselines import BASELINES_VERSION

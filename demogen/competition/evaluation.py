@@ -4,8 +4,8 @@ CMI x 100, plus Kendall's tau-b and the granulated Kendall coefficient Psi."""
 import math
 import pathlib
 
-from demogen import pgdl, scoring
-from demogen.tasks import find_tasks
+from demogen.competition import pgdl, scoring
+from demogen.competition.tasks import find_tasks
 
 METRICS = ("cmi", "kendall_tau", "granulated_psi")
 

@@ -17,7 +17,7 @@ import dataclasses
 
 import numpy as np
 
-from demogen.graph import WEIGHTED, class_name
+from demogen.measure.graph import WEIGHTED, class_name
 
 KERNEL_NAMES = ("kernel", "depthwise_kernel", "pointwise_kernel")
 MIN_EIGENVALUES = 50

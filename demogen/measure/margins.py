@@ -17,10 +17,10 @@ import numpy as np
 import tensorflow as tf
 
 from demogen.defaults import DEFAULTS
-from demogen.graph import ModelGraph
-from demogen.layers import SLOTS, choose_layers
-from demogen.sampling import sample
-from demogen.signature import SUMMARIES, feature_names
+from demogen.measure.graph import ModelGraph
+from demogen.measure.layers import SLOTS, choose_layers
+from demogen.measure.sampling import sample
+from demogen.measure.signature import SUMMARIES, feature_names
 
 EXTRACTOR_VERSION = 1
 _CHECKED = 32  # examples of the first batch on which the model's own output is compared

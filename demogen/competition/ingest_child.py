@@ -3,8 +3,8 @@
 Run as a script (never imported by demogen): it reads a job from stdin, {"submission", "task",
 "ids", "budget", "elapsed"}, and writes one JSON line per model to its original stdout, {"id",
 "value"} or {"id", "error"}, then {"exceeded": true} once the task's budget is spent. Anything the
-submission prints goes to stderr. It loads demogen/pgdl.py and demogen/console.py by their
-paths, not the demogen package, so that the submission imports its own copy of demogen.
+submission prints goes to stderr. It loads demogen/competition/pgdl.py and demogen/console.py by
+their paths, not the demogen package, so that the submission imports its own copy of demogen.
 TensorFlow's start-up lines are silenced, so that a dead child's last words are its own.
 """
 
@@ -19,10 +19,12 @@ import reprlib
 import sys
 import time
 
+PACKAGE = pathlib.Path(__file__).parents[1]
 
-def _load(stem):
-    path = pathlib.Path(__file__).with_name(f"{stem}.py")
-    spec = importlib.util.spec_from_file_location(f"_demogen_ingest_{stem}", path)
+
+def _load(relative):
+    path = PACKAGE / relative
+    spec = importlib.util.spec_from_file_location(f"_demogen_ingest_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -60,8 +62,8 @@ def main():
         protocol.write(json.dumps(message) + "\n")
         protocol.flush()
 
-    _load("console").quiet_tensorflow()
-    pgdl = _load("pgdl")
+    _load("console.py").quiet_tensorflow()
+    pgdl = _load("competition/pgdl.py")
     dataset = pgdl.load_dataset(job["task"], "train")
     sys.path.insert(0, job["submission"])
     try:

@@ -31,7 +31,7 @@ import h5py
 import numpy as np
 import tensorflow as tf
 
-from demogen.tasks import configs_candidates
+from demogen.competition.tasks import configs_candidates
 
 __all__ = [
     "ALLOWED_LAYERS",
@@ -85,7 +85,8 @@ _FEATURES = {
 
 def find_model_configs(task_dir, reference=None) -> pathlib.Path | None:
     """Path of the task's model_configs.json, or None: in the task folder, then in
-    <folder of tasks>/../reference_data/<task>/, then in <reference>/<task>/ (demogen.tasks)."""
+    <folder of tasks>/../reference_data/<task>/, then in <reference>/<task>/
+    (demogen.competition.tasks)."""
     return next((path for path in configs_candidates(task_dir, reference) if path.is_file()),
                 None)
 

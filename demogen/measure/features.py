@@ -1,11 +1,11 @@
 """The features a predictor can use: one registry of small functions of a model's measurement.
 
 A `Measurement` is what demogen measures of one trained model: its margins at four layers on a
-seeded sample of its training data (demogen.margins) and the singular values of its kernels
-(demogen.weights). Every feature is computed from it by one function of `GROUPS`, which maps a
-group name to its column names and the function; a column is named "<group>.<name>", e.g.
-"qrt.h2.q3" or "w.alpha.mean". Feature tables, side files and the frozen predictor all go
-through `compute`, so a feature has one definition.
+seeded sample of its training data (demogen.measure.margins) and the singular values of its
+kernels (demogen.measure.weights). Every feature is computed from it by one function of `GROUPS`,
+which maps a group name to its column names and the function; a column is named
+"<group>.<name>", e.g. "qrt.h2.q3" or "w.alpha.mean". Feature tables, side files and the frozen
+predictor all go through `compute`, so a feature has one definition.
 
 Groups:
 - qrt, mom and their .unnorm / .signed variants: the 20-number margin signatures (quartiles or
@@ -14,7 +14,7 @@ Groups:
 - out: the quartile signature of the signed output margin f_i - f_j over all sampled examples.
 - acc: acc.sample, the share of sampled training examples classified correctly.
 - tv: each slot's total variation (tv.input, tv.h1, tv.h2, tv.h3).
-- w: data-free weight metrics (demogen.weights): w.log_spectral.mean/.sum,
+- w: data-free weight metrics (demogen.measure.weights): w.log_spectral.mean/.sum,
   w.log_frobenius.mean/.sum, w.alpha.mean, w.alpha_hat.mean, w.alpha.count, w.n_kernels.
 """
 
@@ -24,10 +24,10 @@ import warnings
 
 import numpy as np
 
-from demogen import weights
-from demogen.layers import SLOTS
-from demogen.margins import Margins, extract_margins
-from demogen.signature import STATISTICS, feature_names, quartile_signature
+from demogen.measure import weights
+from demogen.measure.layers import SLOTS
+from demogen.measure.margins import Margins, extract_margins
+from demogen.measure.signature import STATISTICS, feature_names, quartile_signature
 
 FEATURES_VERSION = 1  # goes up when a feature changes or one is added
 MARGINS, WEIGHTS = "margins", "weights"

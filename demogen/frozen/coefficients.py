@@ -9,8 +9,8 @@ Schema 1 (`Coefficients`): a log-linear (or linear) map of the 20-number margin 
                    "signed", "layer_rule"},
      "pool": {...}, "metrics": {...}, "created_with": {...}}
 
-Schema 2 (`Predictor`): any columns of demogen.features, each with its transform, and a linear
-or boosted-trees head.
+Schema 2 (`Predictor`): any columns of demogen.measure.features, each with its transform, and a
+linear or boosted-trees head.
 
     {"schema_version": 2, "name": ..., "target": "gap",
      "features": ["qrt.unnorm.h1.q2", ...], "transforms": ["log" | "linear", ...],
@@ -38,10 +38,10 @@ import math
 import numpy as np
 
 from demogen.defaults import SHIPPED_PREDICTORS
-from demogen.features import FEATURES_VERSION, groups_of
-from demogen.layers import SLOTS
-from demogen.margins import EXTRACTOR_VERSION
-from demogen.signature import STATISTICS, feature_names
+from demogen.measure.features import FEATURES_VERSION, groups_of
+from demogen.measure.layers import SLOTS
+from demogen.measure.margins import EXTRACTOR_VERSION
+from demogen.measure.signature import STATISTICS, feature_names
 
 SCHEMA_VERSION = 1  # of `Coefficients` files
 PREDICTOR_SCHEMA_VERSION = 2  # of `Predictor` files
@@ -98,8 +98,8 @@ class Coefficients:
 
 @dataclasses.dataclass(frozen=True)
 class Predictor:
-    """A schema-2 predictor: columns of demogen.features, one transform each, and a head (the
-    validated JSON object, numbers as floats and node indices as ints)."""
+    """A schema-2 predictor: columns of demogen.measure.features, one transform each, and a head
+    (the validated JSON object, numbers as floats and node indices as ints)."""
     name: str
     target: str
     features: list
@@ -324,7 +324,7 @@ def shipped_text(predictor=SHIPPED_PREDICTORS[0]):
     if predictor not in SHIPPED_PREDICTORS:
         raise ValueError(f"no shipped predictor {predictor!r}; the shipped ones are "
                          f"{', '.join(SHIPPED_PREDICTORS)}")
-    return importlib.resources.files("demogen").joinpath("resources", f"{predictor}.json") \
+    return importlib.resources.files("demogen.frozen").joinpath("resources", f"{predictor}.json") \
         .read_text(encoding="utf-8")
 
 

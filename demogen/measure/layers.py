@@ -9,8 +9,8 @@ a function of that layer's activations alone.
 
 import math
 
-from demogen.graph import (ACTIVATIONS, INPUT, MERGES, WEIGHTED, activation_name, class_name,
-                           is_pooling)
+from demogen.measure.graph import (ACTIVATIONS, INPUT, MERGES, WEIGHTED, activation_name,
+                                   class_name, is_pooling)
 
 SLOTS = ("input", "h1", "h2", "h3")
 

@@ -1,11 +1,12 @@
 """A local ingestion: run any PGDL submission over every model of every task the way the
 competition did, with its time budget, writing <out>/<task>.predict.
 
-The submission is untrusted: it runs only in a child process per task (demogen/ingest_child.py,
-`python -I`, which inherits TF_USE_LEGACY_KERAS). Each .predict file maps "model_<id>" to a float,
-to "EXCEEDED" (the competition's budget rule), or to "FAILED: <reason>" where the competition's
-program would have stopped (complexity raised or returned a non-number, the model did not load,
-the child process died); the other models still run.
+The submission is untrusted: it runs only in a child process per task
+(demogen/competition/ingest_child.py, `python -I`, which inherits TF_USE_LEGACY_KERAS). Each
+.predict file maps "model_<id>" to a float, to "EXCEEDED" (the competition's budget rule), or to
+"FAILED: <reason>" where the competition's program would have stopped (complexity raised or
+returned a non-number, the model did not load, the child process died); the other models still
+run.
 
 The budget: a task may take (number of models) x budget_per_model seconds, timed from the start
 of its child (data loading included) and checked after each model. Once exceeded, every remaining
@@ -31,8 +32,8 @@ import tempfile
 import time
 import zipfile
 
-from demogen import pgdl
-from demogen.tasks import find_tasks
+from demogen.competition import pgdl
+from demogen.competition.tasks import find_tasks
 
 CHILD = pathlib.Path(__file__).with_name("ingest_child.py")
 GRACE = 60.0

@@ -1,9 +1,9 @@
 """The frozen predictor as the PGDL competition calls it: complexity(model, ds, program_dir).
 
-It reads the frozen file (demogen.coefficients) of the submission folder, else demogen's default,
-measures what that file's features need with its extractor settings (a seeded sample of the
-unbatched training data, inputs as given, no augmentation; no margins at all for a predictor of
-weight metrics only) and returns the predicted generalization gap.
+It reads the frozen file (demogen.frozen.coefficients) of the submission folder, else demogen's
+default, measures what that file's features need with its extractor settings (a seeded sample of
+the unbatched training data, inputs as given, no augmentation; no margins at all for a predictor
+of weight metrics only) and returns the predicted generalization gap.
 
 Where a feature is undefined the prediction is a fallback, with a warning that names the
 features and why. Schema 1 (the margin signature): undefined where no sampled example is
@@ -18,8 +18,9 @@ import warnings
 
 import numpy as np
 
-from demogen import coefficients, features
-from demogen.margins import extract_margins
+from demogen.frozen import coefficients
+from demogen.measure import features
+from demogen.measure.margins import extract_margins
 
 FALLBACK = 0.0
 _LOADED = {}

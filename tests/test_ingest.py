@@ -199,3 +199,13 @@ def test_score_reads_a_folder_holding_only_model_configs(tasks, tmp_path, capsys
     assert main(["score", "--predictions", str(tmp_path / "pred"), "--tasks", str(reference),
                  "--json"]) == 0
     assert set(json.loads(capsys.readouterr().out)["tasks"]) == {"a", "b"}
+
+
+def test_the_submission_imports_its_own_demogen_not_the_installed_one(tasks, tmp_path):
+    code = ("import demogen\ndef complexity(model, ds, program_dir):\n"
+            "    return float(demogen.__file__.startswith(program_dir))\n")
+    submission = folder_submission(tmp_path / "s", code)
+    (submission / "demogen").mkdir()
+    (submission / "demogen" / "__init__.py").write_text("")
+    got = ingest(submission, tasks / "input_data" / "a", tmp_path / "pred", progress=False)["a"]
+    assert list(got.values()) == [1.0] * 8

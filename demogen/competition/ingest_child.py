@@ -4,7 +4,8 @@ Run as a script (never imported by demogen): it reads a job from stdin, {"submis
 "ids", "budget", "elapsed"}, and writes one JSON line per model to its original stdout, {"id",
 "value"} or {"id", "error"}, then {"exceeded": true} once the task's budget is spent. Anything the
 submission prints goes to stderr. It loads demogen/competition/pgdl.py and demogen/console.py by
-their paths, not the demogen package, so that the submission imports its own copy of demogen.
+their paths and then forgets the installed demogen modules they imported, so that the submission
+imports its own copy of demogen.
 TensorFlow's start-up lines are silenced, so that a dead child's last words are its own.
 """
 
@@ -64,6 +65,8 @@ def main():
 
     _load("console.py").quiet_tensorflow()
     pgdl = _load("competition/pgdl.py")
+    for name in [m for m in sys.modules if m == "demogen" or m.startswith("demogen.")]:
+        del sys.modules[name]  # pgdl.py imported the installed demogen; the submission has its own
     dataset = pgdl.load_dataset(job["task"], "train")
     sys.path.insert(0, job["submission"])
     try:

@@ -334,7 +334,7 @@ def cmd_evaluate(args):
                  "and within each depth of the depth-varying tasks; flips: the partitions whose "
                  "sign is opposite to the pooled one", simpson)
     print(f"\nselected (leave-one-{report['selection_view']}-out, the simplest within one "
-          f"standard error of the best mean CMI): {report['selected']}")
+          f"standard error of the best mean Kendall tau): {report['selected']}")
     print("CMI x 100: the competition's score, 0 (no information on the gap's order beyond the "
           "hyperparameters) to 100; tau: Kendall's rank correlation, -1 to 1; Psi: tau within "
           "groups that differ in one hyperparameter.")

@@ -13,9 +13,10 @@ gaps re-measured on bootstrap resamples of the test set).
 Everything chosen is chosen inside the training tasks of each split: a candidate's tuning
 parameter maximizes the mean within-task Kendall tau over leave-one-task-out inside them, and
 the nested score picks the candidate for each outer unit by the same leave-one-unit-out on the
-remaining units only (mean CMI; the simplest candidate within one standard error of the best,
-in registry order), then scores that candidate's fit on the outer unit. The held-out unit's gaps
-never reach a fit or a choice made for it.
+remaining units only (mean Kendall tau, which sees the direction of a ranking where CMI barely
+does; the simplest candidate within one standard error of the best, in registry order), then
+scores that candidate's fit on the outer unit. The held-out unit's gaps never reach a fit or a
+choice made for it.
 """
 
 import math
@@ -102,11 +103,11 @@ class Corpus:
         return result
 
     def cmi(self, predictions, task):
-        """The task's CMI x 100 alone (0 where undefined): what selections and nulls read."""
+        """The task's CMI x 100 alone (0 where undefined): what the nulls and ceilings read."""
         return self._measure("cmi", predictions, task)[0]
 
     def within_tau(self, predictions, task):
-        """The task's Kendall tau alone (0 where undefined): what tuning reads."""
+        """The task's Kendall tau alone (0 where undefined): what tuning and selection read."""
         return self._measure("kendall_tau", predictions, task)[0]
 
 
@@ -166,13 +167,13 @@ class Evaluator:
                 held_out[self.corpus.rows[task]] = predictions[self.corpus.rows[task]]
         return results, held_out
 
-    def inner_cmi(self, units, outer):
-        """{unit v: mean CMI over v's tasks from the fit outside outer and v}, v != outer."""
+    def inner_tau(self, units, outer):
+        """{unit v: mean Kendall tau over v's tasks from the fit outside outer and v}, v != outer."""
         result = {}
         for unit, tasks in units.items():
             if unit != outer:
                 predictions, _ = self.held_out(set(units[outer]) | set(tasks))
-                result[unit] = float(np.mean([self.corpus.cmi(predictions, t)
+                result[unit] = float(np.mean([self.corpus.within_tau(predictions, t)
                                               for t in tasks]))
         return result
 
@@ -297,21 +298,22 @@ def choose(scores, order):
 
 
 def _candidate_results(corpus, candidate, views, seed):
-    """Per view: the leave-one-unit-out scores per task, and the inner CMI matrix of the nested
-    selection ({outer: {v: mean CMI}})."""
+    """Per view: the leave-one-unit-out scores per task, and the inner tau matrix of the nested
+    selection ({outer: {v: mean Kendall tau}})."""
     evaluator = Evaluator(corpus, candidate, seed)
     out = {}
     for view in views:
         units = corpus.units(view)
         scores, held_out = evaluator.leave_one_out(units)
         out[view] = {"tasks": scores, "held_out": held_out,
-                     "inner": {u: evaluator.inner_cmi(units, u) for u in units}
+                     "inner": {u: evaluator.inner_tau(units, u) for u in units}
                      if candidate.shippable else {}}
     return out
 
 
-def _unit_cmi(per_task, units):
-    return {u: float(np.mean([per_task[t]["cmi"] for t in tasks])) for u, tasks in units.items()}
+def _unit_tau(per_task, units):
+    return {u: float(np.mean([per_task[t]["kendall_tau"] for t in tasks]))
+            for u, tasks in units.items()}
 
 
 def evaluate(table, names=None, views=VIEWS, n_jobs=2, seed=0, progress=False):
@@ -376,7 +378,7 @@ def evaluate(table, names=None, views=VIEWS, n_jobs=2, seed=0, progress=False):
             nested_choice[outer] = name
             for task in tasks:
                 nested_tasks[task] = {**per_candidate[name]["tasks"][task], "candidate": name}
-        selected = choose({n: list(_unit_cmi(per_candidate[n]["tasks"], units).values())
+        selected = choose({n: list(_unit_tau(per_candidate[n]["tasks"], units).values())
                            for n in order}, order)
         nested_mean = summary(nested_tasks)
         nested_mean["above_null"] = sum(r["cmi"] > corpus.info[t]["cmi_null_95"]

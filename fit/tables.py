@@ -75,8 +75,14 @@ def file_digest(paths):
 
 
 def source_digests(sources):
-    """{source: SHA-256 of the file} (None for a folder): what a result records of its inputs."""
-    return {str(s): file_digest([s]) if os.path.isfile(s) else None for s in sources}
+    """{source: SHA-256 of the file} (None for a folder): what a result records of its inputs,
+    a source inside the repository by its path from the repository's root, so that a result
+    committed on one machine checks on another."""
+    def name(source):
+        path = pathlib.Path(source).resolve()
+        return path.relative_to(REPOSITORY).as_posix() if path.is_relative_to(REPOSITORY) \
+            else str(source)
+    return {name(s): file_digest([s]) if os.path.isfile(s) else None for s in sources}
 
 
 def _model_row(task_dir, model_id, model_sha256, data_sha256, versions):

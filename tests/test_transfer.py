@@ -198,7 +198,7 @@ def test_cli_fit_candidate_writes_a_schema_2_file(tmp_path, capsys):
     predictor = coefficients.load(out)
     assert isinstance(predictor, coefficients.Predictor) and predictor.name == "paper_unnorm"
     assert report["n_models"] == 288 and set(report["tasks"]) == {"nin_clean", "nin_noise20"}
-    assert predictor.pool["sources"] == {str(tables.PRIMARY_POOL): tables.file_digest(
+    assert predictor.pool["sources"] == {"features_cache/nin.csv": tables.file_digest(
         [tables.PRIMARY_POOL])}
     assert main(["fit", "--candidate", "nope"]) == 2
     assert "unknown candidate(s) nope; the candidates are random" in capsys.readouterr().err
@@ -281,3 +281,14 @@ def test_the_lockbox_is_a_table_of_its_own_with_pairs_no_corpus_task_uses():
     assert len(lockbox) == 2 and all(t.lockbox for t in lockbox)
     assert not any(t.lockbox for t in corpus)
     assert not {(t.family, t.source) for t in lockbox} & {(t.family, t.source) for t in corpus}
+
+
+def test_sources_inside_the_repository_are_recorded_from_its_root(tmp_path, monkeypatch):
+    from demogen_fit import tables
+
+    monkeypatch.chdir(tmp_path)
+    outside = tmp_path / "t.csv"
+    outside.write_text("x\n")
+    recorded = tables.source_digests([tables.CORPUS, outside])
+    assert list(recorded) == ["features_cache/corpus.csv", str(outside)]
+    assert recorded["features_cache/corpus.csv"] == tables.file_digest([tables.CORPUS])

@@ -140,15 +140,17 @@ def cmd_demo(args):
         print(f"The shipped default is {selected.name!r}, the candidate the transfer evaluation "
               f"selected (fitted on {', '.join(selected.pool['tasks'])}; `demogen bundle` ships "
               "it); 'paper' is the paper's configuration fitted on the nin pool (`demogen bundle "
-              "--predictor paper`). Mean CMI x 100: " + ", ".join(
-                  f"{name} {_format(result['mean']['cmi'])}" for name, result in scores.items())
+              "--predictor paper`). Mean CMI x 100 / tau-b: " + ", ".join(
+                  f"{name} {_format(result['mean']['cmi'])} / "
+                  + _format(result['mean']['kendall_tau'], 2) for name, result in scores.items())
               + ".")
         print("How to read it: CMI x 100 is the competition's score, 0 (the predictor says "
               "nothing about which model generalizes worse beyond what the hyperparameters "
               "tell) to 100; tau-b is Kendall's rank correlation of prediction and gap, -1 "
               "(reversed) to 1 (same order); Psi is tau among models that differ in one "
-              "hyperparameter, averaged. 16 models are few: read differences of a few CMI "
-              "points as noise.")
+              "hyperparameter, averaged. CMI barely sees the direction: a predictor that ranks "
+              "the models backwards still scores, so read tau for it. 16 models are few: read "
+              "differences of a few CMI points as noise.")
     finally:
         if temporary and not args.keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -156,8 +158,8 @@ def cmd_demo(args):
     return 0
 
 
-def _format(value):
-    return "-" if value is None else f"{value:.1f}"
+def _format(value, digits=1):
+    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def cmd_bundle(args):
@@ -193,7 +195,7 @@ def _print_scores(result):
     print(f"{'task':<20}{'models':>7}{'CMI x 100':>11}{'tau-b':>9}{'Psi':>9}")
     rows = list(result["tasks"].items()) + [("mean", result["mean"])]
     for task, scores in rows:
-        cells = "".join(f"{'-' if scores[k] is None else format(scores[k], '.3f'):>{w}}"
+        cells = "".join(f"{_format(scores[k], 3):>{w}}"
                         for k, w in (("cmi", 11), ("kendall_tau", 9), ("granulated_psi", 9)))
         print(f"{task:<20}{scores.get('n_models', ''):>7}{cells}")
     for task, scores in result["tasks"].items():
@@ -481,7 +483,8 @@ def build_parser():
     zoo = commands.add_parser("zoo", help="train a preset's model pool into PGDL task folders",
                               description=cmd_zoo.__doc__)
     zoo.add_argument("--preset", required=True,
-                     help="the pool to train: corpus, corpus_lockbox, nin, vgg or tiny (see the README)")
+                     help="the pool to train: corpus, corpus_lockbox, nin, vgg or tiny (see "
+                          "the README)")
     zoo.add_argument("--task", nargs="+", metavar="NAME",
                      help="train only these tasks of the preset (default: all)")
     zoo.add_argument("--pilot", action="store_true",

@@ -102,4 +102,4 @@ def test_console_entry_point_runs(task):
 
 def test_unknown_zoo_preset_is_a_clear_error(capsys, tmp_path):
     assert main(["zoo", "--preset", "huge", "--out", str(tmp_path)]) == 2
-    assert "unknown preset 'huge'; choose one of ['corpus', 'demo', 'nin', 'tiny', 'vgg']" in capsys.readouterr().err
+    assert "unknown preset 'huge'; choose one of ['corpus', 'corpus_lockbox', 'demo', 'nin', 'tiny', 'vgg']" in capsys.readouterr().err

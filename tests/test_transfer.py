@@ -292,3 +292,13 @@ def test_sources_inside_the_repository_are_recorded_from_its_root(tmp_path, monk
     recorded = tables.source_digests([tables.CORPUS, outside])
     assert list(recorded) == ["features_cache/corpus.csv", str(outside)]
     assert recorded["features_cache/corpus.csv"] == tables.file_digest([tables.CORPUS])
+
+
+def test_the_committed_lockbox_run_read_the_committed_tables(monkeypatch):
+    from demogen_fit import tables
+
+    monkeypatch.chdir(pathlib.Path(__file__).parents[1])
+    result = json.loads(pathlib.Path("results/lockbox.json").read_text())
+    assert result["lockbox"] == {"tasks": ["mlp_fmnist", "nin_mnist1d"], "included": True}
+    assert {"mlp_fmnist", "nin_mnist1d"} <= set(result["tasks"])
+    assert result["sources"] == tables.source_digests(result["sources"])

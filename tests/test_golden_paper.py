@@ -1,0 +1,50 @@
+"""The shipped `paper` predictor (a schema-1 file) predicts what it predicted before frozen files
+of both schemas went through one runtime path: golden signatures and predictions, recorded with
+the schema-1 code path of demogen 0.1.0 (commit 8209d26) in tests/data/golden_paper.json."""
+
+import json
+import pathlib
+import warnings
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import cnn, data_for, resnet
+
+from demogen.frozen import coefficients, predictor
+
+GOLDEN = pathlib.Path(__file__).parent / "data" / "golden_paper.json"
+
+
+def cases():
+    """{name: (model, dataset)}: three CNNs, a residual network and a CNN whose labels are all
+    wrong (no correctly classified example: its signature is undefined)."""
+    out = {}
+    for name, model in [("cnn0", cnn(seed=0)), ("cnn1", cnn(seed=1)), ("cnn2", cnn(seed=2)),
+                        ("resnet0", resnet(seed=0)), ("undefined", cnn(seed=3))]:
+        x, y = data_for(model, n=300)
+        if name == "undefined":
+            y = (np.asarray(model(x)).argmax(axis=1) + 1) % model.outputs[0].shape[-1]
+        out[name] = (model, tf.data.Dataset.from_tensor_slices((x, y.astype(np.int32))))
+    return out
+
+
+@pytest.fixture(scope="module")
+def golden():
+    return json.loads(GOLDEN.read_text())
+
+
+@pytest.fixture(scope="module")
+def program_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("paper")
+    (folder / "coefficients.json").write_text(coefficients.shipped_text("paper"))
+    return str(folder)
+
+
+def test_complexity_gives_the_golden_predictions(golden, program_dir):
+    for name, (model, ds) in cases().items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            value = predictor.complexity(model, ds, program_dir=program_dir)
+        assert value == pytest.approx(golden[name]["prediction"], rel=1e-6, abs=1e-9), name
+    assert golden["undefined"]["prediction"] == predictor.FALLBACK

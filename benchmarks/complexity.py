@@ -21,12 +21,12 @@ times the floor (one forward and one backward pass on the sampled examples) to g
 as ratios, which hold on a loaded machine, and with --compare-sampling ROUNDS the original
 sampling algorithm against today's reader on the same dataset (the first, uncached sample).
 
-It times the shipped default predictor (`selected`) unless told otherwise: `--predictor paper`,
+It times the shipped default predictor (`selected`) unless told otherwise: `--predictor paper_nin`,
 or `--coefficients FILE` for any frozen file (e.g. a candidate written by `demogen fit
 --candidate NAME --out FILE`), whose features decide what is measured.
 
     .venv/bin/python benchmarks/complexity.py [--n-train 50000] [--shards 10] [--models 4]
-        [--predictor selected|paper | --coefficients FILE] [--compare-sampling ROUNDS]
+        [--predictor selected|paper_nin | --coefficients FILE] [--compare-sampling ROUNDS]
         [--task-dir DIR]   (DIR: reuse or keep the task there instead of a temporary folder)
 """
 
@@ -125,7 +125,7 @@ def compare_sampling(ds, n_examples, seed, rounds):
 def run(task, n_models, sampling_rounds, program_dir):
     frozen = load_coefficients(program_dir)  # read once, as in the ingestion
     settings = frozen.extractor
-    print(f"predictor: {getattr(frozen, 'name', 'paper (schema 1)')}, features "
+    print(f"predictor: {frozen.name}, features "
           f"{', '.join(frozen.features[:3])}, ... ({len(frozen.features)})")
     start = time.perf_counter()
     ds = pgdl.load_dataset(task)

@@ -271,75 +271,22 @@ def _print_frame(title, frame):
 
 def cmd_evaluate(args):
     """Judge the candidate predictors by transfer: for every task, fit each candidate on the
-    other tasks and score its predictions on the task left out (CMI x 100, Kendall tau-b, Psi),
-    side by side leave-one-cluster-, family- and source-out, and the nested score that also
-    chooses the candidate inside the training tasks. Works from committed feature tables."""
-    import pandas as pd
-
-    from demogen.competition import pgdl
+    other tasks and score its predictions on the task left out (CMI x 100, Kendall tau-b, Psi,
+    and tau among the models that fit their data), side by side leave-one-cluster-, family- and
+    source-out, and the nested score that also chooses the candidate inside the training tasks.
+    Works from committed feature tables; lockbox tasks only with --lockbox."""
     from demogen_fit import tables, transfer
 
     sources = args.sources or ([tables.CORPUS, tables.CORPUS_LOCKBOX] if args.lockbox
                                else [tables.CORPUS])
     table = tables.read_sources(sources, cache=args.cache, progress=not args.json)
-    info = transfer.task_info(table)
-    lockbox = sorted(t for t, i in info.items() if i["lockbox"])
-    if lockbox and not args.lockbox:
-        table = table[~table["task"].isin(lockbox)]
-    report = transfer.evaluate(table, args.candidates, n_jobs=args.jobs,
-                               progress=not args.json)
-    report["sources"] = tables.source_digests(sources)
-    report["lockbox"] = {"tasks": lockbox, "included": bool(args.lockbox)}
-    if args.out:
-        pgdl.write_json(args.out, report)
+    results = transfer.evaluate(table, args.candidates, n_jobs=args.jobs,
+                                progress=not args.json, lockbox=args.lockbox)
+    text = results.to_json(args.out)
     if args.json:
-        json.dump(report, sys.stdout, indent=1)
-        print()
-        return 0
-    print(f"transfer over {len(report['tasks'])} tasks"
-          + (f" (lockbox tasks {', '.join(lockbox)} left out; --lockbox adds them)"
-             if lockbox and not args.lockbox else ""))
-    for name, reason in {**report["skipped"], **report["skipped_views"]}.items():
-        print(f"  skipped {name}: {reason}")
-    for task, reason in report["incomplete_tasks"].items():
-        print(f"  left out {task}: its grid is incomplete ({reason})")
-    for view, result in report["views"].items():
-        rows = []
-        for name, entry in result["candidates"].items():
-            mean = entry["mean"]
-            rows.append({"candidate": name, "CMI": mean["cmi"], "+-": mean["cmi_se"],
-                         "tau": mean["kendall_tau"], "tau +-": mean["kendall_tau_se"],
-                         "Psi": mean["granulated_psi"], "failed": len(mean["failed_tasks"]),
-                         "> null": mean["above_null"],
-                         "vs paper": entry.get("vs_paper", {}).get("cmi_difference")})
-        nested = result["nested"]["mean"]
-        rows.append({"candidate": "nested (chosen inside)", "CMI": nested["cmi"],
-                     "+-": nested["cmi_se"], "tau": nested["kendall_tau"],
-                     "tau +-": nested["kendall_tau_se"], "Psi": nested["granulated_psi"],
-                     "failed": len(nested["failed_tasks"]), "> null": nested["above_null"]})
-        _print_frame(f"leave-one-{view}-out ({len(result['units'])} units), means over tasks; "
-                     f"selected: {result['selected']}", pd.DataFrame(rows))
-    per_task = pd.DataFrame({name: {t: s["cmi"] for t, s in entry["tasks"].items()}
-                             for name, entry in report["candidates"].items()})
-    for column, key in (("null 95%", "cmi_null_95"), ("ceiling", "noise_ceiling_cmi")):
-        per_task[column] = [report["tasks"][t][key] for t in per_task.index]
-    _print_frame("CMI x 100 per held-out task (leave-one-task-out); null 95%: the 95th "
-                 "percentile under 200 within-task shuffles; ceiling: the gaps against gaps "
-                 "re-measured on bootstrap resamples of the test set (needs side files)",
-                 per_task.rename_axis("task").reset_index())
-    simpson = pd.DataFrame([{
-        "score": name, "pooled tau": v["pooled"],
-        "within tasks (mean)": pd.Series(v["within_tasks"]).mean(),
-        "within depths (mean)": pd.Series(v["within_depth"], dtype=float).mean(),
-        "flips": ", ".join(v["flips"]) or "-"} for name, v in report["simpson"].items()])
-    _print_frame("Simpson's view: Kendall tau with the gap pooled over tasks, within each task "
-                 "and within each depth of the depth-varying tasks; flips: the partitions whose "
-                 "sign is opposite to the pooled one", simpson)
-    print(f"\nselected (leave-one-{report['selection_view']}-out, the simplest within one "
-          f"standard error of the best mean Kendall tau): {report['selected']}")
-    print("CMI x 100: the competition's score, 0 (no information on the gap's order beyond the "
-          "hyperparameters) to 100; tau: Kendall's rank correlation, -1 to 1; Psi: tau within "
-          "groups that differ in one hyperparameter.")
+        print(text, end="")
+    else:
+        print(results.summary())
     return 0
 
 

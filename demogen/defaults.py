@@ -4,6 +4,7 @@ data (demogen/frozen/resources/<name>.json)."""
 
 DEFAULTS = {"n_examples": 2048, "seed": 0, "batch_size": 256}
 
-# "selected": the candidate the nested transfer rule chose (`demogen evaluate`), the default
-# everywhere; "paper": the paper's configuration fitted on the primary reference pool.
-SHIPPED_PREDICTORS = ("selected", "paper")
+# "selected": the candidate the nested transfer rule chose (`demogen evaluate`), fitted on the
+# corpus, the default everywhere; "paper_nin": the paper's configuration (the candidate "paper")
+# fitted on the primary reference pool, the nin pool.
+SHIPPED_PREDICTORS = ("selected", "paper_nin")

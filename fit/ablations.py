@@ -125,13 +125,6 @@ def per_layer(table, seed=0):
     return pd.DataFrame(results)
 
 
-def _score(function, *args):
-    try:
-        return function(*args)
-    except scoring.UndefinedScore:
-        return np.nan
-
-
 def competition_view(table, row=TABLE1[0], seed=0):
     """Per task and per noise level, how the fitted predictor ranks and explains the models:
     R^2, Kendall's tau-b and CMI (x 100), of the fit on all models (in-sample) and of the
@@ -148,9 +141,8 @@ def competition_view(table, row=TABLE1[0], seed=0):
         hparams = hparams.to_dict("records")
         for kind, prediction in predictions.items():
             p, g = prediction[index], rows["gap"].to_numpy()
+            scores = scoring.score_task(p, g, hparams, ("kendall_tau", "cmi"))
             results.append({"task": task, "label_noise": rows["label_noise"].iloc[0],
                             "predictions": kind, "n_models": len(rows), "r2": r2_score(g, p),
-                            "kendall_tau": _score(scoring.kendall_tau, p, g),
-                            "cmi": _score(scoring.conditional_mutual_information, p, g,
-                                          hparams)})
+                            "kendall_tau": scores["kendall_tau"], "cmi": scores["cmi"]})
     return pd.DataFrame(results)

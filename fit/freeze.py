@@ -39,7 +39,7 @@ def fit(table, sources, transform="log", seed=0):
     metrics = {k: figures[k] for k in ("adjusted_r2", "kfold_r2", "grouped_kfold_r2", "mse",
                                        "n_models")}
     frozen = coefficients.from_dict({
-        "schema_version": coefficients.SCHEMA_VERSION, "target": "gap", "transform": transform,
+        "schema_version": 1, "target": "gap", "transform": transform,
         "features": feature_names(SLOTS, "quartile"),
         "coefficients": [float(c) for c in estimator.coef_],
         "intercept": estimator.intercept_,
@@ -82,15 +82,19 @@ def trees_head(model):
             "learning_rate": float(model.learning_rate), "trees": trees}
 
 
-def predictor_dict(name, features, transforms, head, fallback, pool, metrics):
+def predictor_dict(name, features, transforms, head, fallback, pool, metrics, target="gap",
+                   train_accuracy=None):
     """A validated schema-2 predictor object, with this demogen's extractor defaults, features
-    version and the versions it was created with."""
+    version and the versions it was created with; a two-part one (target "test_acc") with its
+    `train_accuracy` settings."""
     obj = {"schema_version": coefficients.PREDICTOR_SCHEMA_VERSION, "name": name,
-           "target": "gap", "features": list(features), "transforms": list(transforms),
+           "target": target, "features": list(features), "transforms": list(transforms),
            "head": head, "fallback": float(fallback),
            "extractor": {"version": EXTRACTOR_VERSION, **DEFAULTS},
            "features_version": FEATURES_VERSION, "pool": pool, "metrics": metrics,
            "created_with": {p: version(p) for p in ("demogen", "numpy", "scikit-learn")}}
+    if train_accuracy is not None:
+        obj["train_accuracy"] = dict(train_accuracy)
     coefficients.from_dict(obj, f"predictor {name}")
     return obj
 

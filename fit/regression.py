@@ -15,6 +15,8 @@ from sklearn.feature_selection import f_regression
 from sklearn.model_selection import GroupKFold, KFold, cross_val_predict, cross_val_score
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from demogen.frozen import coefficients
+
 SELECTIONS = (None, "sf", "sl", "best4")
 N_FOLDS = 10
 
@@ -65,17 +67,16 @@ def select_features(phi, y, selection, n_layers=4):
 
 def transform_features(X, transform):
     """phi(X): the natural log (every value must be positive) or the identity."""
-    X = np.asarray(X, dtype=np.float64)
-    if transform == "linear":
-        return X
-    if transform != "log":
+    if transform not in coefficients.TRANSFORMS:
         raise ValueError(f"unknown transform {transform!r}; choose 'log' or 'linear'")
-    bad = ~(X > 0)
-    if bad.any():
-        raise ValueError(f"the log transform needs positive features, but {int(bad.any(axis=1).sum())}"
-                         " model(s) have a value <= 0 or NaN; drop them (fit.tables.usable "
-                         "does, saying which) or use transform='linear'")
-    return np.log(X)
+    X = np.asarray(X, dtype=np.float64)
+    phi = coefficients.transform(X, [transform] * X.shape[1])
+    if transform == "log" and np.isnan(phi).any():
+        raise ValueError(f"the log transform needs positive features, but "
+                         f"{int(np.isnan(phi).any(axis=1).sum())} model(s) have a value <= 0 or "
+                         "NaN; drop them (fit.tables.usable does, saying which) or use "
+                         "transform='linear'")
+    return phi
 
 
 class GapRegressor(RegressorMixin, BaseEstimator):

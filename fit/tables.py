@@ -6,7 +6,10 @@ its pools) and cached by joblib in the user's cache folder (`cache_dir`), keyed 
 files, the training data and the extractor and baseline versions.
 """
 
+import csv
 import hashlib
+import io
+import math
 import os
 import pathlib
 
@@ -18,6 +21,7 @@ from demogen.competition import pgdl
 from demogen.competition.tasks import configs_candidates
 from demogen.measure.features import FEATURES_VERSION
 from demogen.measure.margins import DEFAULTS
+from demogen_fit import sources as data_sources
 from demogen_fit.baselines import BASELINES_VERSION
 from demogen_fit.presets import PRESETS
 
@@ -37,31 +41,71 @@ def cache_dir():
 
 
 SETTINGS = ("extractor_version", "n_examples", "sample_seed")
-TEXT_COLUMNS = {"task": str, "model_id": str, "preset": str, "weights_digest": str,
-                "layers": str, "error": str}
+# The columns of a feature table that hold text (`source`: what read_sources adds); every other
+# cell is a number, empty for NaN.
+TEXT_COLUMNS = ("task", "model_id", "preset", "weights_digest", "layers", "error",
+                "feature_errors", "source")
+
+
+def _parse(row):
+    return {key: value if key in TEXT_COLUMNS else _number(value) for key, value in row.items()}
+
+
+def _number(text):
+    if text == "":
+        return float("nan")
+    number = float(text)
+    return int(number) if number.is_integer() and "." not in text and "e" not in text else number
+
+
+def read_table(path):
+    """The rows of a feature table as dicts, numbers parsed (an int where the cell is written as
+    one, so that `write_table` writes the rows back unchanged; model ids stay strings); no rows
+    when the file does not exist."""
+    if not pathlib.Path(path).is_file():
+        return []
+    with open(path, newline="", encoding="utf-8") as handle:
+        return [_parse(row) for row in csv.DictReader(handle)]
+
+
+def write_table(path, rows):
+    """Write rows (sorted by task and model id) as CSV, atomically; NaN as an empty cell, as
+    read_table reads it."""
+    rows = sorted(({key: "" if isinstance(value, float) and math.isnan(value) else value
+                    for key, value in row.items()} for row in rows),
+                  key=lambda r: (r["task"], int(r["model_id"])))
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with pgdl.atomic_path(path) as tmp:
+        pathlib.Path(tmp).write_text(buffer.getvalue(), encoding="utf-8")
 
 
 def read_csv(path):
-    """One committed feature table."""
+    """One committed feature table as a DataFrame, parsed as `read_table` parses it."""
     path = pathlib.Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no feature table {path}")
-    try:
-        header = pd.read_csv(path, nrows=0).columns
-    except pd.errors.EmptyDataError:
-        raise ValueError(f"feature table {path} is empty; write it again with demogen zoo (or "
-                         "restore it with git checkout)") from None
-    table = pd.read_csv(path, dtype=TEXT_COLUMNS, keep_default_na=False,
-                        na_values={c: [""] for c in header if c not in TEXT_COLUMNS})
-    if table.empty:
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        if reader.fieldnames is None:
+            raise ValueError(f"feature table {path} is empty; write it again with demogen zoo "
+                             "(or restore it with git checkout)")
+        rows = [_parse(row) for row in reader]
+    if not rows:
         raise ValueError(f"feature table {path} has a header but no rows; run demogen zoo to "
                          "fill it, or leave it out")
+    table = pd.DataFrame(rows, columns=reader.fieldnames)
     missing = [c for c in ("task", "model_id", "gap", "train_acc", "test_acc", *SETTINGS)
                if c not in table.columns]
     if missing:
         raise ValueError(f"{path} is not a demogen feature table: it lacks the column(s) "
                          f"{', '.join(missing)}")
-    return table.copy().assign(source=str(path))
+    return table.assign(source=str(path))
 
 
 def file_digest(paths):
@@ -102,6 +146,17 @@ def _model_row(task_dir, model_id, model_sha256, data_sha256, versions):
     return {**settings, "weights_digest": weights_digest(model), **columns}
 
 
+def _count_examples(split_dir):
+    """The number of examples in a split's TFRecord shards (NaN when it has none)."""
+    import tensorflow as tf
+
+    try:
+        shards = pgdl.shard_paths(split_dir)
+    except FileNotFoundError:
+        return np.nan
+    return int(tf.data.TFRecordDataset(shards).reduce(np.int64(0), lambda n, _: n + 1))
+
+
 def read_task(task_dir, cache=None, progress=True):
     """The feature table of a PGDL task folder (its model_configs.json gives gaps and
     hyperparameters); each model is measured once, then read from joblib's cache."""
@@ -116,6 +171,7 @@ def read_task(task_dir, cache=None, progress=True):
                                 "fit needs the models' train and test accuracies")
     hparams = pgdl.hparam_values(configs)
     data_sha = file_digest(pgdl.shard_paths(task_dir / "dataset_1" / "train"))
+    n_test = _count_examples(task_dir / "dataset_1" / "test")
     measure = joblib.Memory(cache or cache_dir(), verbose=0).cache(_model_row)
     rows = []
     for model_id in tqdm(pgdl.model_ids(task_dir), desc=f"features {task_dir.name}",
@@ -130,7 +186,7 @@ def read_task(task_dir, cache=None, progress=True):
                                data_sha, (EXTRACTOR_VERSION, BASELINES_VERSION, FEATURES_VERSION)),
                      **{f"hp.{k}": v for k, v in hparams[model_id].items()},
                      "train_acc": metrics["train_acc"], "test_acc": metrics["test_acc"],
-                     "gap": metrics["train_acc"] - metrics["test_acc"]})
+                     "gap": metrics["train_acc"] - metrics["test_acc"], "n_test": n_test})
     return pd.DataFrame(rows).assign(source=str(task_dir))
 
 
@@ -156,14 +212,17 @@ def read_sources(sources=(), cache=None, progress=True):
         raise ValueError(f"model {first['task']}/{first['model_id']} appears twice; give each "
                          "pool once")
     check_settings(table)
-    return table.assign(label_noise=[_label_noise(p, t)
-                                     for p, t in zip(table["preset"], table["task"])])
+    specs = [_preset_task(p, t) for p, t in zip(table["preset"], table["task"])]
+    table = table.assign(label_noise=[s.label_noise if s else np.nan for s in specs])
+    known = [data_sources.n_test(s.source, s.n_train) if s else np.nan for s in specs]
+    return table.assign(n_test=table["n_test"].fillna(pd.Series(known, index=table.index))
+                        if "n_test" in table else known)
 
 
-def _label_noise(preset, task):
-    """The label noise of a preset's task (NaN for a task folder or an unknown task)."""
-    known = {t.name: t.label_noise for t in PRESETS[preset].tasks} if preset in PRESETS else {}
-    return known.get(task, np.nan)
+def _preset_task(preset, task):
+    """The preset's definition of a task (None for a task folder or an unknown task)."""
+    known = {t.name: t for t in PRESETS[preset].tasks} if preset in PRESETS else {}
+    return known.get(task)
 
 
 def check_settings(table):

@@ -28,10 +28,12 @@ from tqdm import tqdm
 
 from demogen.competition import scoring
 from demogen_fit import candidates as registry
-from demogen_fit import presets
+from demogen_fit import presets, tables
+from demogen_fit.transfer_results import TransferResults
 
 VIEWS = ("task", "cluster", "family", "source")
-MEASURES = ("cmi", "kendall_tau", "granulated_psi")
+FITTED = 0.99  # the train accuracy of a model that fits its data (the fitted-only view)
+MEASURES = scoring.MEASURES
 SELECTION_VIEW = "cluster"
 
 
@@ -50,7 +52,8 @@ def task_info(table):
 
 
 class Corpus:
-    """A feature table as tasks: their rows, gaps, hyperparameters and the units of each view."""
+    """A feature table as tasks: their rows, gaps, hyperparameters and the units of each view,
+    and which models fit their training data (train accuracy >= FITTED)."""
 
     def __init__(self, table):
         self.table = table.reset_index(drop=True)
@@ -58,6 +61,7 @@ class Corpus:
         self.tasks = sorted(self.info)
         self.rows = {t: np.flatnonzero(self.table["task"].to_numpy() == t) for t in self.tasks}
         self.gaps = self.table["gap"].to_numpy(dtype=np.float64)
+        self.fitted = self.table["train_acc"].to_numpy(dtype=np.float64) >= FITTED
         hp = [c for c in self.table.columns if c.startswith("hp.")]
         self.hparams = {}
         for task, rows in self.rows.items():
@@ -77,38 +81,31 @@ class Corpus:
                              f"hold {len(units)} ({', '.join(units)}); add tasks")
         return {unit: tuple(tasks) for unit, tasks in units.items()}
 
-    def _measure(self, name, predictions, task):
-        """(value, defined) of one measure of a task's predictions (taken from `predictions`
-        over all rows); an undefined value is 0."""
+    def score(self, predictions, task, measures=MEASURES):
+        """scoring.score_task of one task's predictions (taken from `predictions` over all
+        rows): an undefined score is None, with its reason under "undefined"."""
         rows = self.rows[task]
-        p, g, h = predictions[rows], self.gaps[rows], self.hparams[task]
-        try:
-            return float({"cmi": lambda: scoring.conditional_mutual_information(p, g, h),
-                          "kendall_tau": lambda: scoring.kendall_tau(p, g),
-                          "granulated_psi": lambda: scoring.granulated_kendall(p, g, h).psi}
-                         [name]()), True
-        except scoring.UndefinedScore:
-            return 0.0, False
+        return scoring.score_task(predictions[rows], self.gaps[rows], self.hparams[task],
+                                  measures)
 
-    def score(self, predictions, task):
-        """{"cmi", "kendall_tau", "granulated_psi", "n_models"} of one task's predictions; an
-        undefined score is 0 and listed in "undefined"."""
-        result, undefined = {"n_models": int(len(self.rows[task]))}, []
-        for name in MEASURES:
-            result[name], defined = self._measure(name, predictions, task)
-            if not defined:
-                undefined.append(name)
-        if undefined:
-            result["undefined"] = undefined
-        return result
+    def fitted_only(self, predictions, task):
+        """{"kendall_tau", "n_models"} among the task's models that fit their training data,
+        where the training accuracy cannot rank them: tau is None (undefined) below 2 models or
+        where the predictions or the gaps are constant."""
+        rows = self.rows[task][self.fitted[self.rows[task]]]
+        tau = None
+        if len(rows) >= 2:
+            tau = scoring.score_task(predictions[rows], self.gaps[rows], None,
+                                     ("kendall_tau",))["kendall_tau"]
+        return {"kendall_tau": tau, "n_models": int(len(rows))}
 
     def cmi(self, predictions, task):
         """The task's CMI x 100 alone (0 where undefined): what the nulls and ceilings read."""
-        return self._measure("cmi", predictions, task)[0]
+        return self.score(predictions, task, ("cmi",))["cmi"] or 0.0
 
     def within_tau(self, predictions, task):
         """The task's Kendall tau alone (0 where undefined): what tuning and selection read."""
-        return self._measure("kendall_tau", predictions, task)[0]
+        return self.score(predictions, task, ("kendall_tau",))["kendall_tau"] or 0.0
 
 
 class Evaluator:
@@ -163,6 +160,7 @@ class Evaluator:
             predictions, parameter = self.held_out(tasks)
             for task in tasks:
                 results[task] = {**self.corpus.score(predictions, task),
+                                 "fitted_only": self.corpus.fitted_only(predictions, task),
                                  "parameter": parameter}
                 held_out[self.corpus.rows[task]] = predictions[self.corpus.rows[task]]
         return results, held_out
@@ -216,20 +214,26 @@ def noise_ceiling(corpus, task, n=50, seed=0):
 
 def fit_candidate(table, name, seed=0, sources=None):
     """(frozen predictor dict, in-sample report) of one candidate fitted on all of `table`, its
-    tuning parameter chosen by leave-one-task-out inside it (the simplest value with one task).
-    The frozen pool records the tasks, the models and `sources` ({path: digest}). The report:
-    the parameter, the models used, in-sample R^2 and each task's Kendall tau."""
+    tuning parameter chosen by leave-one-task-out inside it (which needs 2 tasks when it has
+    more than one value). The frozen pool records the tasks, the models and `sources` ({path:
+    digest}). The report: the parameter, the models used, the in-sample R^2 (of a gap; None for
+    a score) and each task's Kendall tau."""
     candidate = registry.get([name])[0]
     corpus = Corpus(table)
+    if len(candidate.grid) > 1 and len(corpus.tasks) < 2:
+        raise ValueError(f"candidate {name!r} chooses its tuning parameter by "
+                         f"leave-one-task-out, which needs at least 2 tasks; the tables hold "
+                         f"{len(corpus.tasks)} ({', '.join(corpus.tasks)})")
     parameter = Evaluator(corpus, candidate, seed).tuned(frozenset())
     frozen = registry.fit(candidate, corpus.table)[parameter]
     frozen["pool"]["sources"] = sources or {}
     predictions = registry.predict(candidate, frozen, corpus.table)
     residual = corpus.gaps - predictions
+    r2 = None if candidate.output == "score" else float(
+        1 - residual @ residual / np.sum((corpus.gaps - corpus.gaps.mean()) ** 2))
     report = {"candidate": name, "description": candidate.description, "parameter": parameter,
-              "n_models": int(len(corpus.gaps)), "fallbacks": int(np.sum(
-                  predictions == frozen["fallback"])),
-              "r2": float(1 - residual @ residual / np.sum((corpus.gaps - corpus.gaps.mean()) ** 2)),
+              "output": candidate.output, "n_models": int(len(corpus.gaps)),
+              "fallbacks": int(np.sum(predictions == frozen["fallback"])), "r2": r2,
               "tasks": {t: corpus.within_tau(predictions, t) for t in corpus.tasks}}
     frozen["metrics"].update(r2=report["r2"], n_models=report["n_models"])
     return frozen, report
@@ -273,17 +277,13 @@ def simpson(corpus, scores):
 
 
 def summary(per_task):
-    """Mean and standard error over tasks of each measure, and the failed tasks (tau <= 0 or
-    undefined)."""
-    out = {}
-    for name in MEASURES:
-        values = np.array([r[name] for r in per_task.values()])
-        out[name] = float(values.mean())
-        out[f"{name}_se"] = float(values.std(ddof=1) / math.sqrt(len(values))) \
-            if len(values) > 1 else math.nan
+    """scoring.mean_scores over tasks (an undefined score counts as 0), the mean fitted-only
+    tau (likewise) and the failed tasks (tau <= 0 or undefined)."""
+    out = scoring.mean_scores(per_task)
+    out["fitted_only"] = scoring.mean_scores(
+        {t: r["fitted_only"] for t, r in per_task.items()}, ("kendall_tau",))
     out["failed_tasks"] = sorted(t for t, r in per_task.items()
-                                 if r["kendall_tau"] <= 0 or "kendall_tau" in
-                                 r.get("undefined", ()))
+                                 if r["kendall_tau"] is None or r["kendall_tau"] <= 0)
     return out
 
 
@@ -312,16 +312,20 @@ def _candidate_results(corpus, candidate, views, seed):
 
 
 def _unit_tau(per_task, units):
-    return {u: float(np.mean([per_task[t]["kendall_tau"] for t in tasks]))
+    return {u: float(np.mean([per_task[t]["kendall_tau"] or 0.0 for t in tasks]))
             for u, tasks in units.items()}
 
 
-def evaluate(table, names=None, views=VIEWS, n_jobs=2, seed=0, progress=False):
+def evaluate(table, names=None, views=VIEWS, n_jobs=2, seed=0, progress=False, lockbox=False):
     """The transfer evaluation of the candidates named (default: all) on a feature table (see
-    the module docstring). Candidates whose features the table lacks are skipped with the
-    reason, and views with fewer than 3 units likewise; so are tasks whose grid is not complete
-    yet (fewer rows than their preset's grid, e.g. while the zoo is still training them).
-    Returns the JSON-ready result of `demogen evaluate`."""
+    the module docstring), as a TransferResults (`summary()`, `to_json()`). The lockbox tasks
+    (their presets say so) are left out unless `lockbox` is True: their one final run. Candidates
+    whose features the table lacks are skipped with the reason, and views with fewer than 3
+    units likewise; so are tasks whose grid is not complete yet (fewer rows than their preset's
+    grid, e.g. while the zoo is still training them)."""
+    boxed = sorted(t for t, i in task_info(table).items() if i["lockbox"])
+    if not lockbox:
+        table = table[~table["task"].isin(boxed)]
     rows = table.groupby("task").size()
     incomplete = {t: f"{rows[t]} of {i['n_grid']} models" for t, i in task_info(table).items()
                   if i["n_grid"] is not None and rows[t] < i["n_grid"]}
@@ -364,11 +368,13 @@ def evaluate(table, names=None, views=VIEWS, n_jobs=2, seed=0, progress=False):
                          for n, r in results.items()}
         for entry in per_candidate.values():
             entry["mean"]["above_null"] = sum(
-                r["cmi"] > corpus.info[t]["cmi_null_95"] for t, r in entry["tasks"].items())
+                (r["cmi"] or 0.0) > corpus.info[t]["cmi_null_95"]
+                for t, r in entry["tasks"].items())
         if "paper" in per_candidate:
             paper = per_candidate["paper"]["tasks"]
             for entry in per_candidate.values():
-                diff = np.array([entry["tasks"][t]["cmi"] - paper[t]["cmi"] for t in paper])
+                diff = np.array([(entry["tasks"][t]["cmi"] or 0.0) - (paper[t]["cmi"] or 0.0)
+                                 for t in paper])
                 entry["vs_paper"] = {"cmi_difference": float(diff.mean()),
                                      "se": float(diff.std(ddof=1) / math.sqrt(len(diff)))}
         nested_tasks, nested_choice = {}, {}
@@ -381,7 +387,7 @@ def evaluate(table, names=None, views=VIEWS, n_jobs=2, seed=0, progress=False):
         selected = choose({n: list(_unit_tau(per_candidate[n]["tasks"], units).values())
                            for n in order}, order)
         nested_mean = summary(nested_tasks)
-        nested_mean["above_null"] = sum(r["cmi"] > corpus.info[t]["cmi_null_95"]
+        nested_mean["above_null"] = sum((r["cmi"] or 0.0) > corpus.info[t]["cmi_null_95"]
                                         for t, r in nested_tasks.items())
         report["views"][view] = {
             "units": {u: list(t) for u, t in units.items()}, "candidates": per_candidate,
@@ -402,5 +408,8 @@ def evaluate(table, names=None, views=VIEWS, n_jobs=2, seed=0, progress=False):
            if f in corpus.table}})
     report.update(candidates=headline["candidates"], nested=headline["nested"],
                   selected=selected,
-                  selection_view=SELECTION_VIEW if SELECTION_VIEW in views else views[0])
-    return report
+                  selection_view=SELECTION_VIEW if SELECTION_VIEW in views else views[0],
+                  lockbox={"tasks": boxed, "included": bool(lockbox)},
+                  sources=tables.source_digests(sorted(set(table["source"])))
+                  if "source" in table else {})
+    return TransferResults(report)

@@ -10,10 +10,8 @@ workers. Rows made before the baseline features existed get them from the models
 (`backfill`).
 """
 
-import csv
 import functools
 import hashlib
-import io
 import json
 import math
 import pathlib
@@ -33,10 +31,9 @@ from demogen_fit import train as training
 from demogen_fit.architectures import ARCHITECTURES
 from demogen_fit.baselines import BASELINES_VERSION, baseline_columns, sampled_examples
 from demogen_fit.presets import PRESETS
+from demogen_fit.tables import read_table, write_table
 
 MANIFEST = "zoo_manifest.json"  # inside each task folder: the competition's ingestion skips it
-TEXT_COLUMNS = ("task", "model_id", "preset", "weights_digest", "layers", "error",
-                "feature_errors")
 
 
 def weights_digest(model):
@@ -139,39 +136,6 @@ def _training_metrics(task, history):
     return {"epochs": history.epochs, "reached_stop": int(history.reached),
             "train_cross_entropy": history.cross_entropy[-1] if history.cross_entropy
             else float("nan")}
-
-
-def read_table(path):
-    """The rows of a feature table, numbers parsed (model ids stay strings)."""
-    if not pathlib.Path(path).is_file():
-        return []
-    with open(path, newline="", encoding="utf-8") as handle:
-        return [{key: value if key in TEXT_COLUMNS else _number(value)
-                 for key, value in row.items()} for row in csv.DictReader(handle)]
-
-
-def _number(text):
-    if text == "":
-        return float("nan")
-    number = float(text)
-    return int(number) if number.is_integer() and "." not in text and "e" not in text else number
-
-
-def write_table(path, rows):
-    """Write rows (sorted by task and model id) as CSV, atomically; NaN as an empty cell, as
-    read_table reads it."""
-    rows = sorted(({key: "" if isinstance(value, float) and math.isnan(value) else value
-                    for key, value in row.items()} for row in rows),
-                  key=lambda r: (r["task"], int(r["model_id"])))
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with pgdl.atomic_path(path) as tmp:
-        pathlib.Path(tmp).write_text(buffer.getvalue(), encoding="utf-8")
 
 
 def model_configs(task, rows):

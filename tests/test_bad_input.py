@@ -208,7 +208,7 @@ def test_bundle_refuses_an_empty_or_nan_coefficient_file(tmp_path, capsys, text,
     path = tmp_path / "coefficients.json"
     if text == "NaN":
         from demogen.frozen import coefficients
-        obj = coefficients.load(predictor="paper").as_dict()
+        obj = coefficients.load(predictor="paper_nin").as_dict()
         obj["coefficients"][3] = float("nan")
         text = json.dumps(obj)
     path.write_text(text)

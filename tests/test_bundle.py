@@ -30,7 +30,7 @@ def test_the_zip_holds_the_entry_point_metadata_coefficients_and_only_the_runtim
 
 @pytest.mark.parametrize("arguments, shipped", [([], "selected"),
                                                 (["--predictor", "selected"], "selected"),
-                                                (["--predictor", "paper"], "paper")])
+                                                (["--predictor", "paper_nin"], "paper_nin")])
 def test_the_zip_holds_the_shipped_predictor_asked_for(tmp_path, arguments, shipped):
     assert main(["bundle", "--out", str(tmp_path / "sub.zip"), *arguments]) == 0
     text = zipfile.ZipFile(tmp_path / "sub.zip").read("coefficients.json").decode()
@@ -39,7 +39,7 @@ def test_the_zip_holds_the_shipped_predictor_asked_for(tmp_path, arguments, ship
 
 def test_a_shipped_predictor_and_a_file_of_ones_own_exclude_each_other(tmp_path, capsys):
     with pytest.raises(SystemExit):
-        main(["bundle", "--predictor", "paper", "--coefficients", "c.json",
+        main(["bundle", "--predictor", "paper_nin", "--coefficients", "c.json",
               "--out", str(tmp_path / "sub.zip")])
     assert "not allowed with argument" in capsys.readouterr().err
     assert not (tmp_path / "sub.zip").exists()
@@ -53,7 +53,7 @@ def test_a_bad_coefficient_file_is_refused_and_nothing_is_written(tmp_path):
 
 
 def test_the_unzipped_submission_runs_alone_and_equals_the_library(tmp_path):
-    custom = coefficients.load(predictor="paper").as_dict()
+    custom = coefficients.load(predictor="paper_nin").as_dict()
     custom["intercept"] += 1.0
     (tmp_path / "c.json").write_text(json.dumps(custom))
     write_bundle(tmp_path / "sub.zip", tmp_path / "c.json")
@@ -64,7 +64,7 @@ def test_the_unzipped_submission_runs_alone_and_equals_the_library(tmp_path):
     model.save(tmp_path / "model.keras")
     np.savez(tmp_path / "data.npz", x=x, y=y)
     frozen = coefficients.from_dict(custom)
-    expected = frozen.predict(margin_signature(model, (x, y)).values)
+    expected = frozen.predict_many([margin_signature(model, (x, y)).values])[0]
     code = ("import sys, json, numpy as np, tensorflow as tf\n"
             "model = tf.keras.models.load_model(sys.argv[1])\n"
             "d = np.load(sys.argv[2])\n"

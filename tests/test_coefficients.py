@@ -22,18 +22,23 @@ def _valid():
             "pool": {}, "metrics": {}, "created_with": {}}
 
 
-def test_predict_is_the_log_linear_formula():
+def test_a_schema_1_file_is_the_log_linear_formula_with_a_fallback_of_0():
     frozen = coefficients.from_dict(_valid())
+    assert isinstance(frozen, coefficients.Predictor) and frozen.schema_version == 1
+    assert frozen.features == [f"qrt.{name}" for name in feature_names(SLOTS, "quartile")]
     signature = np.linspace(0.5, 3.0, 20)
     expected = sum(0.01 * k * np.log(v) for k, v in enumerate(signature)) + 0.5
-    assert frozen.predict(signature) == pytest.approx(expected)
-    with pytest.raises(ValueError, match="positive features; input.q1"):
-        frozen.predict(np.r_[1.0, 0.0, np.ones(18)])
-    with pytest.raises(ValueError, match="expected 20 signature values"):
-        frozen.predict(np.ones(19))
+    undefined = np.r_[1.0, 0.0, np.ones(18)]  # input.q1 = 0 under log
+    assert frozen.predict_many([signature, undefined]) == pytest.approx(
+        [expected, coefficients.SCHEMA_1_FALLBACK])
+    with pytest.raises(ValueError, match=r"expected an \(n, 20\) array"):
+        frozen.predict_many([np.ones(19)])
     linear = coefficients.from_dict({**_valid(), "transform": "linear"})
-    assert linear.predict(signature) == pytest.approx(
-        sum(0.01 * k * v for k, v in enumerate(signature)) + 0.5)
+    assert linear.predict_many([signature]) == pytest.approx(
+        [sum(0.01 * k * v for k, v in enumerate(signature)) + 0.5])
+    unnorm = coefficients.from_dict({**_valid(), "extractor": {**_valid()["extractor"],
+                                                               "normalize": False}})
+    assert unnorm.features[0] == "qrt.unnorm.input.lower_fence"
 
 
 def test_round_trip_through_a_file(tmp_path):
@@ -51,7 +56,7 @@ def test_round_trip_through_a_file(tmp_path):
     (lambda c: c["extractor"].update(signed=True), "need the linear transform"),
     (lambda c: c["extractor"].update(layer_rule="user"), "default layer rule"),
     (lambda c: c["features"].reverse(), "signature names in order"),
-    (lambda c: c["coefficients"].pop(), "expected 20 coefficients"),
+    (lambda c: c["coefficients"].pop(), "expected 20 head coefficients"),
     (lambda c: c["coefficients"].__setitem__(3, float("nan")), "finite numbers"),
     (lambda c: c["extractor"].update(statistic="moment"), "signature names in order"),
 ])
@@ -73,8 +78,8 @@ def test_the_shipped_predictors_load_and_the_selected_one_is_the_default():
     assert coefficients.load() == coefficients.load(predictor="selected")
     assert isinstance(coefficients.load(), coefficients.Predictor)
     with pytest.raises(ValueError, match="no shipped predictor 'best'; the shipped ones are "
-                                         "selected, paper"):
+                                         "selected, paper_nin"):
         coefficients.load(predictor="best")
-    frozen = coefficients.load(predictor="paper")
-    assert frozen.transform == "log" and frozen.extractor["version"] == EXTRACTOR_VERSION
+    frozen = coefficients.load(predictor="paper_nin")
+    assert frozen.transforms == ["log"] * 20 and frozen.extractor["version"] == EXTRACTOR_VERSION
     assert frozen.pool["sources"][0]["table"] == "features_cache/nin.csv"

@@ -255,7 +255,7 @@ def test_complexity_on_a_model_read_from_its_pgdl_files_reproduces_its_table_row
     seen = []
     predict_many = coefficients.Predictor.predict_many
     monkeypatch.setattr(coefficients.Predictor, "predict_many",
-                        lambda self, X: seen.append(np.array(X)) or predict_many(self, X))
+                        lambda self, X, *rest: seen.append(np.array(X)) or predict_many(self, X))
     task = root / "pool" / "small_digits"
     assert predictor.complexity(pgdl.load_model(task, "1"), pgdl.load_dataset(task, "train"),
                                 str(tmp_path)) == 0.0

@@ -109,13 +109,15 @@ def test_as_dict_round_trips_through_a_file(tmp_path, head):
     assert loaded == frozen and loaded.as_dict() == obj
 
 
-def test_schema_1_still_loads_and_predicts_as_before():
-    shipped = coefficients.load(predictor="paper")
-    assert isinstance(shipped, coefficients.Coefficients)
+def test_schema_1_loads_as_a_predictor_and_writes_back_as_it_was():
+    shipped = coefficients.load(predictor="paper_nin")
+    assert isinstance(shipped, coefficients.Predictor) and shipped.head["kind"] == "linear"
     signature = np.linspace(0.5, 3.0, 20)
-    assert shipped.predict(signature) == pytest.approx(
-        float(np.log(signature) @ shipped.coefficients + shipped.intercept), rel=1e-15)
-    assert coefficients.from_dict(shipped.as_dict()).as_dict() == shipped.as_dict()
+    assert shipped.predict_many([signature])[0] == pytest.approx(
+        float(np.log(signature) @ shipped.head["coefficients"] + shipped.head["intercept"]),
+        rel=1e-15)
+    assert shipped.as_dict() == json.loads(coefficients.shipped_text("paper_nin"))
+    assert coefficients.from_dict(shipped.as_dict()) == shipped
 
 
 def _set_node(key, node, value):
@@ -202,7 +204,7 @@ def test_an_undefined_feature_gives_the_fallback_with_the_reason(tmp_path):
     obj = _valid(features=["qrt.h1.q2", "tv.input"], transforms=["log", "log"],
                  head={"kind": "linear", "coefficients": [1.0, 1.0], "intercept": 0.0})
     with pytest.warns(UserWarning, match=r"qrt.h1.q2 = nan under log are undefined \(qrt: "
-                      r"layer 1:Dense has zero total variation.*fallback gap 0.375"):
+                      r"layer 1:Dense has zero total variation.*fallback 0.375"):
         value = predictor.complexity(model, _dataset(x, np.zeros(64)),
                                      program_dir=_write(tmp_path, obj))
     assert value == 0.375

@@ -37,7 +37,7 @@ def golden():
 @pytest.fixture(scope="module")
 def program_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("paper")
-    (folder / "coefficients.json").write_text(coefficients.shipped_text("paper"))
+    (folder / "coefficients.json").write_text(coefficients.shipped_text("paper_nin"))
     return str(folder)
 
 
@@ -47,4 +47,12 @@ def test_complexity_gives_the_golden_predictions(golden, program_dir):
             warnings.simplefilter("ignore")
             value = predictor.complexity(model, ds, program_dir=program_dir)
         assert value == pytest.approx(golden[name]["prediction"], rel=1e-6, abs=1e-9), name
-    assert golden["undefined"]["prediction"] == predictor.FALLBACK
+    assert golden["undefined"]["prediction"] == coefficients.SCHEMA_1_FALLBACK
+
+
+def test_the_frozen_map_gives_the_golden_predictions_from_the_golden_signatures(golden):
+    frozen = coefficients.load(predictor="paper_nin")
+    signatures = np.array([[np.nan if v is None else v for v in case["signature"]]
+                           for case in golden.values()])
+    assert frozen.predict_many(signatures).tolist() == [
+        case["prediction"] for case in golden.values()]

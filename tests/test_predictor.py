@@ -24,11 +24,11 @@ def dataset(x, y):
 def test_complexity_is_the_frozen_prediction_from_the_unbatched_dataset(tmp_path):
     model = cnn()
     x, y = data_for(model, n=300)
-    frozen = coefficients.load(predictor="paper")
-    (tmp_path / "coefficients.json").write_text(coefficients.shipped_text("paper"))
+    frozen = coefficients.load(predictor="paper_nin")
+    (tmp_path / "coefficients.json").write_text(coefficients.shipped_text("paper_nin"))
     settings = {k: frozen.extractor[k] for k in ("n_examples", "seed", "batch_size",
                                                  "statistic", "normalize", "signed")}
-    expected = frozen.predict(margin_signature(model, (x, y), **settings).values)
+    expected = frozen.predict_many([margin_signature(model, (x, y), **settings).values])[0]
     value = predictor.complexity(model, dataset(x, y), program_dir=str(tmp_path))
     assert isinstance(value, float)
     assert value == pytest.approx(expected, rel=1e-6)
@@ -42,7 +42,7 @@ def test_without_a_file_complexity_uses_the_selected_predictor():
 def test_program_dir_coefficients_are_used(tmp_path):
     model = cnn()
     x, y = data_for(model, n=100)
-    obj = coefficients.load(predictor="paper").as_dict()
+    obj = coefficients.load(predictor="paper_nin").as_dict()
     obj["coefficients"] = [0.0] * len(obj["coefficients"])
     obj["intercept"] = 0.125
     (tmp_path / "coefficients.json").write_text(json.dumps(obj))
@@ -54,10 +54,10 @@ def test_an_undefined_signature_gives_the_documented_fallback(tmp_path):
     model = cnn()
     x, _ = data_for(model, n=60)
     wrong = (np.asarray(model(x)).argmax(axis=1) + 1) % 5  # no example classified correctly
-    (tmp_path / "coefficients.json").write_text(coefficients.shipped_text("paper"))
+    (tmp_path / "coefficients.json").write_text(coefficients.shipped_text("paper_nin"))
     with pytest.warns(UserWarning, match="undefined"):
         assert predictor.complexity(model, dataset(x, wrong),
-                                    program_dir=str(tmp_path)) == predictor.FALLBACK
+                                    program_dir=str(tmp_path)) == coefficients.SCHEMA_1_FALLBACK
 
 
 def test_complexity_under_tf_keras(tmp_path):

@@ -29,7 +29,7 @@ def synthetic(n_tasks=4, seed=0, swap=None):
         gap = 0.05 + 0.02 * k + ranks * 0.01
         frame = pd.DataFrame(grid, columns=["hp.a", "hp.b", "hp.c", "hp.d"]).assign(
             task=f"t{k}", model_id=[str(i) for i in range(16)], preset="synthetic", error="",
-            gap=gap)
+            gap=gap, train_acc=1.0, test_acc=1.0 - gap, n_test=10_000)
         frame["out.q2"] = -0.1 * k - frame["gap"]
         frame["acc.sample"] = 1.0
         frame["w.alpha.mean"] = rng.normal(3, 1, 16)
@@ -128,7 +128,7 @@ def test_bad_input():
                                          "tables hold 2"):
         transfer.evaluate(table, NAMES, views=("task",), n_jobs=1)
     with pytest.raises(ValueError, match="unknown candidate.* nope; the candidates are random, "
-                                         "output_margin"):
+                                         "train_accuracy"):
         transfer.evaluate(synthetic(), ["nope"], n_jobs=1)
     report = transfer.evaluate(synthetic(), ["output_margin", "paper"], views=("task",),
                                n_jobs=1)
@@ -139,9 +139,16 @@ def test_bad_input():
 
 
 def test_the_registry_is_closed_and_ordered():
-    assert len(candidates.CANDIDATES) <= 15
-    names = list(candidates.CANDIDATES)
-    assert names[:2] == ["random", "output_margin"] and "paper" in names
+    assert list(candidates.CANDIDATES) == [
+        "random", "train_accuracy", "input_margin", "input_lower_fence", "output_margin",
+        "weights_shape", "weights_scale", "accuracy_output", "h3_unnorm", "two_part_input",
+        "two_part_input_within", "rank_few", "rank_few_task_scaled", "paper", "paper_unnorm",
+        "signed_ridge", "within_unnorm", "two_part_paper", "two_part_paper_within",
+        "two_part_many", "rank_many", "lasso_all", "within_all", "boosting"]
+    added = {n for n, c in candidates.CANDIDATES.items() if c.added == "v2"}
+    assert added == {"train_accuracy", "input_margin", "input_lower_fence", "two_part_input",
+                     "two_part_input_within", "rank_few", "rank_few_task_scaled",
+                     "two_part_paper", "two_part_paper_within", "two_part_many", "rank_many"}
     assert transfer.choose({"b": [1.0, 1.2], "a": [1.05, 1.1]}, ["a", "b"]) == "a"
     assert transfer.choose({"b": [2.0, 2.2], "a": [1.0, 1.1]}, ["a", "b"]) == "b"
 

@@ -7,9 +7,6 @@ import pathlib
 from demogen.competition import pgdl, scoring
 from demogen.competition.tasks import find_tasks
 
-METRICS = ("cmi", "kendall_tau", "granulated_psi")
-
-
 def read_predictions(path, task, ids):
     """[prediction per model id] from one .predict file; refuses missing, EXCEEDED, failed or
     non-numeric entries and predictions of models the grid does not have."""
@@ -42,35 +39,17 @@ def read_predictions(path, task, ids):
     return values
 
 
-def _measure(function):
-    try:
-        return function(), None
-    except scoring.UndefinedScore as error:
-        return None, str(error)
-
-
 def score_task(predictions, configs, hparams):
-    """{"cmi", "kendall_tau", "granulated_psi", "n_models"} of one task (`hparams` as
-    pgdl.hparam_values(configs) gives them); an undefined score is None and its reason is in
-    "undefined"."""
+    """scoring.score_task of one task's predictions against the gaps of its model_configs.json
+    (`hparams` as pgdl.hparam_values(configs) gives them, in the predictions' order)."""
     ids = list(hparams)
     gaps = [configs[i]["metrics"]["train_acc"] - configs[i]["metrics"]["test_acc"] for i in ids]
-    rows = [hparams[i] for i in ids]
-    result, undefined = {"n_models": len(ids)}, {}
-    for name, function in (
-            ("cmi", lambda: scoring.conditional_mutual_information(predictions, gaps, rows)),
-            ("kendall_tau", lambda: scoring.kendall_tau(predictions, gaps)),
-            ("granulated_psi", lambda: scoring.granulated_kendall(predictions, gaps, rows).psi)):
-        result[name], reason = _measure(function)
-        if reason:
-            undefined[name] = reason
-    if undefined:
-        result["undefined"] = undefined
-    return result
+    return scoring.score_task(predictions, gaps, [hparams[i] for i in ids])
 
 
 def score_predictions(predictions_dir, tasks_dir, reference=None):
-    """{"tasks": {task: score_task(...)}, "mean": {metric: mean over tasks where defined}}."""
+    """{"tasks": {task: score_task(...)}, "mean": scoring.mean_scores of them (an undefined
+    score counts as 0 in the mean)}."""
     results = {}
     for task, _, configs_path in find_tasks(tasks_dir, reference):
         configs = pgdl.read_json(configs_path)
@@ -81,8 +60,4 @@ def score_predictions(predictions_dir, tasks_dir, reference=None):
         values = read_predictions(pathlib.Path(predictions_dir) / f"{task}.predict", task,
                                   list(hparams))
         results[task] = score_task(values, configs, hparams)
-    mean = {}
-    for name in METRICS:
-        defined = [r[name] for r in results.values() if r[name] is not None]
-        mean[name] = sum(defined) / len(defined) if defined else None
-    return {"tasks": results, "mean": mean}
+    return {"tasks": results, "mean": scoring.mean_scores(results)}

@@ -3,7 +3,12 @@
 :func:`conditional_mutual_information` is the PGDL competition's score (docs/pgdl-format.md,
 "The score"), on its 0..100 scale. :func:`kendall_tau` (tau-b) and :func:`granulated_kendall`
 (Psi of Jiang et al. 2020, "Fantastic generalization measures and where to find them") are the
-other rank measures in use. Only numpy and the standard library: this module ships.
+other rank measures in use. :func:`score_task` computes them for one task and
+:func:`mean_scores` averages them over tasks, with the one rule for undefined scores that every
+report of demogen follows: a score that is undefined for a task is None (``null`` in JSON) with
+its reason under "undefined", and a mean over tasks counts it as 0 (a predictor that cannot rank
+a task gains nothing there) and says for how many tasks it was undefined. Only numpy and the
+standard library: this module ships.
 """
 
 from __future__ import annotations
@@ -16,8 +21,10 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["UndefinedScore", "GranulatedKendall", "conditional_mutual_information",
-           "kendall_tau", "granulated_kendall"]
+__all__ = ["UndefinedScore", "GranulatedKendall", "MEASURES", "conditional_mutual_information",
+           "kendall_tau", "granulated_kendall", "score_task", "mean_scores"]
+
+MEASURES = ("cmi", "kendall_tau", "granulated_psi")
 
 
 class UndefinedScore(ValueError):
@@ -115,6 +122,44 @@ def granulated_kendall(predictions, gaps, hparams) -> GranulatedKendall:
         raise UndefinedScore("granulated Kendall is undefined: no group of models that differ "
                              "in one hyperparameter has a defined tau (see skipped counts)")
     return GranulatedKendall(float(np.mean(defined)), per_hparam, skipped)
+
+
+def score_task(predictions, gaps, hparams, measures=MEASURES) -> dict:
+    """The measures of one task's predictions: {measure: value or None, "n_models": n}, plus
+    "undefined": {measure: reason} when any is undefined. "cmi" is the competition's CMI x 100,
+    "kendall_tau" tau-b, "granulated_psi" Psi; ``hparams`` as for
+    :func:`conditional_mutual_information`."""
+    functions = {"cmi": lambda: conditional_mutual_information(predictions, gaps, hparams),
+                 "kendall_tau": lambda: kendall_tau(predictions, gaps),
+                 "granulated_psi": lambda: granulated_kendall(predictions, gaps, hparams).psi}
+    unknown = [m for m in measures if m not in functions]
+    if unknown:
+        raise ValueError(f"unknown measure(s) {', '.join(unknown)}; the measures are "
+                         f"{', '.join(MEASURES)}")
+    result, undefined = {"n_models": len(predictions)}, {}
+    for name in measures:
+        try:
+            result[name] = float(functions[name]())
+        except UndefinedScore as error:
+            result[name], undefined[name] = None, str(error)
+    if undefined:
+        result["undefined"] = undefined
+    return result
+
+
+def mean_scores(per_task, measures=MEASURES) -> dict:
+    """The mean over tasks of each measure of ``per_task`` ({task: score_task(...)}), an
+    undefined score counting as 0; "<measure>_se", the standard error of that mean (None with one
+    task); "undefined": {measure: number of tasks where it was undefined}."""
+    out, undefined = {}, {}
+    for name in measures:
+        values = np.array([0.0 if r[name] is None else r[name] for r in per_task.values()])
+        out[name] = float(values.mean()) if len(values) else None
+        out[f"{name}_se"] = float(values.std(ddof=1) / math.sqrt(len(values))) \
+            if len(values) > 1 else None
+        undefined[name] = sum(r[name] is None for r in per_task.values())
+    out["undefined"] = undefined
+    return out
 
 
 def _entropy(counts):

@@ -1,30 +1,46 @@
-"""The frozen predictor file: everything needed to turn a trained model into its predicted
-generalization gap. Two schemas are read.
+"""The frozen predictor file: everything needed to turn a trained model into its prediction.
+Both schemas load as one `Predictor`, which the runtime (demogen.frozen.predictor) evaluates one
+way.
 
-Schema 1 (`Coefficients`): a log-linear (or linear) map of the 20-number margin signature.
+Schema 2: any columns of demogen.measure.features, each with its transform, and a linear or
+boosted-trees head.
 
-    {"schema_version": 1, "target": "gap", "transform": "log" | "linear",
-     "features": ["input.lower_fence", ...], "coefficients": [...], "intercept": b,
-     "extractor": {"version", "n_examples", "seed", "batch_size", "statistic", "normalize",
-                   "signed", "layer_rule"},
-     "pool": {...}, "metrics": {...}, "created_with": {...}}
-
-Schema 2 (`Predictor`): any columns of demogen.measure.features, each with its transform, and a
-linear or boosted-trees head.
-
-    {"schema_version": 2, "name": ..., "target": "gap",
+    {"schema_version": 2, "name": ..., "target": "gap" | "test_acc" | "score",
      "features": ["qrt.unnorm.h1.q2", ...], "transforms": ["log" | "linear", ...],
      "head": {"kind": "linear", "coefficients": [...], "intercept": b}
            | {"kind": "trees", "init": c, "learning_rate": r,
               "trees": [{"feature", "threshold", "left", "right", "value"}, ...]},
      "fallback": g, "extractor": {"version", "n_examples", "seed", "batch_size"},
-     "features_version": v, "pool": {...}, "metrics": {...}, "created_with": {...}}
+     "features_version": v, "pool": {...}, "metrics": {...}, "created_with": {...},
+     "train_accuracy": {"n_examples", "seed"}}          (only with target "test_acc")
+
+`target` is what the head predicts, and so what complexity() returns:
+- "gap": the predicted generalization gap;
+- "score": a ranking score (a higher score predicts a larger gap; not in accuracy units);
+- "test_acc": the test accuracy, of a *two-part* predictor: complexity() returns the gap
+  measured training accuracy - predicted test accuracy, the training accuracy measured on a
+  seeded sample of `train_accuracy["n_examples"]` training examples drawn with its `seed`.
+
+Schema 1 (the paper's log-linear map of the 20-number margin signature; the shipped `paper_nin`
+file) loads as a Predictor with a linear head on the 20 columns of its signature variant:
+
+    {"schema_version": 1, "target": "gap" | "test_acc", "transform": "log" | "linear",
+     "features": ["input.lower_fence", ...], "coefficients": [...], "intercept": b,
+     "extractor": {"version", "n_examples", "seed", "batch_size", "statistic", "normalize",
+                   "signed", "layer_rule"},
+     "pool": {...}, "metrics": {...}, "created_with": {...}}
+
+(a schema-1 file fitted on the test accuracy returns the predicted test accuracy).
 
 A tree is a list of nodes given by five arrays, node 0 the root; a leaf has left == right == -1
 and an internal node children with larger indices. A row goes left where its transformed value,
 cast to float32, is <= the threshold (scikit-learn's rule), and the prediction is init plus
-learning_rate times each tree's leaf value, added tree by tree. A row with an undefined feature
-(NaN or infinite, or <= 0 under log) gets `fallback`.
+learning_rate times each tree's leaf value, added tree by tree.
+
+The fallback rule, one for every file: a model with an undefined feature (NaN or infinite, or
+<= 0 under log) gets the file's `fallback` as its prediction (what `demogen_fit` writes: the
+median gap, or the median score, of the training models); a schema-1 file has none, and its
+fallback is SCHEMA_1_FALLBACK, a gap of 0.
 
 Loading validates all of it and refuses a file that this demogen cannot honour.
 """
@@ -43,63 +59,39 @@ from demogen.measure.layers import SLOTS
 from demogen.measure.margins import EXTRACTOR_VERSION
 from demogen.measure.signature import STATISTICS, feature_names
 
-SCHEMA_VERSION = 1  # of `Coefficients` files
-PREDICTOR_SCHEMA_VERSION = 2  # of `Predictor` files
+SCHEMA_VERSIONS = (1, 2)
+PREDICTOR_SCHEMA_VERSION = 2  # what demogen_fit writes
 TRANSFORMS = ("log", "linear")
-TARGETS = ("gap", "test_acc")
+TARGETS = ("gap", "test_acc", "score")
+SCHEMA_1_FALLBACK = 0.0
 EXTRACTOR_KEYS = ("version", "n_examples", "seed", "batch_size", "statistic", "normalize",
                   "signed", "layer_rule")
+SCHEMA_1_KEYS = ("target", "transform", "features", "coefficients", "intercept", "extractor",
+                 "pool", "metrics", "created_with")
 PREDICTOR_KEYS = ("name", "target", "features", "transforms", "head", "fallback", "extractor",
                   "features_version", "pool", "metrics", "created_with")
 PREDICTOR_EXTRACTOR_KEYS = ("version", "n_examples", "seed", "batch_size")
+TRAIN_ACCURACY_KEYS = ("n_examples", "seed")
 HEAD_KEYS = {"linear": ("kind", "coefficients", "intercept"),
              "trees": ("kind", "init", "learning_rate", "trees")}
 TREE_KEYS = ("feature", "threshold", "left", "right", "value")
 
 
-@dataclasses.dataclass(frozen=True)
-class Coefficients:
-    """g_hat = coefficients . phi(signature) + intercept, phi = log or the identity."""
-    features: list
-    coefficients: np.ndarray
-    intercept: float
-    transform: str
-    target: str
-    extractor: dict
-    pool: dict
-    metrics: dict
-    created_with: dict
-
-    def predict(self, signature):
-        """The predicted target (the gap by default) from signature values in `features` order."""
-        values = np.asarray(signature, dtype=np.float64)
-        if values.shape != (len(self.features),):
-            raise ValueError(f"expected {len(self.features)} signature values ({self.features[0]}"
-                             f" ... {self.features[-1]}), got shape {values.shape}")
-        if self.transform == "log":
-            if not np.all(values > 0):
-                bad = [n for n, v in zip(self.features, values) if not v > 0]
-                raise ValueError(f"the log transform needs positive features; {', '.join(bad)} "
-                                 "are zero, negative or NaN (e.g. no correctly classified "
-                                 "example in the sample)")
-            values = np.log(values)
-        elif not np.all(np.isfinite(values)):
-            raise ValueError("the signature holds NaN or infinite values")
-        return float(values @ self.coefficients + self.intercept)
-
-    def as_dict(self):
-        """The JSON object of the file."""
-        return {"schema_version": SCHEMA_VERSION, "target": self.target,
-                "transform": self.transform, "features": list(self.features),
-                "coefficients": [float(c) for c in self.coefficients],
-                "intercept": float(self.intercept), "extractor": dict(self.extractor),
-                "pool": self.pool, "metrics": self.metrics, "created_with": self.created_with}
+def transform(X, transforms):
+    """phi(X) column by column (X: (n, p), one transform per column): the natural log where the
+    transform is "log", NaN where such a value is <= 0 or NaN; the value itself where it is
+    "linear"."""
+    values = np.asarray(X, dtype=np.float64)
+    log = np.array([t == "log" for t in transforms], dtype=bool)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(log, np.log(np.where(values > 0, values, np.nan)), values)
 
 
 @dataclasses.dataclass(frozen=True)
 class Predictor:
-    """A schema-2 predictor: columns of demogen.measure.features, one transform each, and a head
-    (the validated JSON object, numbers as floats and node indices as ints)."""
+    """A frozen predictor of either schema: columns of demogen.measure.features, one transform
+    each, a head (the validated JSON object, numbers as floats and node indices as ints), the
+    fallback, and, for a two-part predictor, the settings of its measured training accuracy."""
     name: str
     target: str
     features: list
@@ -111,39 +103,68 @@ class Predictor:
     pool: dict
     metrics: dict
     created_with: dict
+    train_accuracy: dict = None
+    schema_version: int = PREDICTOR_SCHEMA_VERSION
+
+    @property
+    def two_part(self):
+        """Whether the prediction is measured training accuracy - the head's test accuracy."""
+        return self.train_accuracy is not None
 
     def undefined(self, X):
         """(n, p) booleans: where a value is NaN or infinite, or <= 0 under the log transform."""
         return ~np.isfinite(self._transform(X))
 
-    def predict_many(self, X):
+    def predict_many(self, X, train_accuracy=None):
         """The predictions (float64) for the rows of X, an (n, p) array of feature values in
-        `features` order; a row with an undefined value gets `fallback`."""
+        `features` order; a two-part predictor needs each row's measured training accuracy. A
+        row with an undefined value gets `fallback`."""
         phi = self._transform(X)
+        if self.two_part:
+            if train_accuracy is None:
+                raise ValueError(f"predictor {self.name!r} is two-part: give the measured "
+                                 "training accuracy of each row")
+            train_accuracy = np.asarray(train_accuracy, dtype=np.float64).reshape(-1)
+            if train_accuracy.shape != (len(phi),):
+                raise ValueError(f"expected {len(phi)} training accuracies, one per row, got "
+                                 f"shape {train_accuracy.shape}")
+            phi = np.column_stack([phi, train_accuracy])
         fallback = ~np.isfinite(phi).all(axis=1)
         phi[fallback] = 0.0
-        if self.head["kind"] == "linear":
-            out = (phi * self._arrays).sum(axis=1) + self.head["intercept"]
+        p = len(self.features)
+        if self.head["kind"] == "linear":  # a dot product per row: the same sums for any n
+            out = np.array([row @ self._arrays for row in phi[:, :p]], dtype=np.float64)
+            out += self.head["intercept"]
         else:
-            out = self._boost(phi.astype(np.float32))
+            out = self._boost(phi[:, :p].astype(np.float32))
+        if self.two_part:
+            out = phi[:, p] - out
         return np.where(fallback, self.fallback, out)
 
     def as_dict(self):
-        """The JSON object of the file."""
-        return {"schema_version": PREDICTOR_SCHEMA_VERSION, "name": self.name,
-                "target": self.target, "features": list(self.features),
-                "transforms": list(self.transforms), "head": json.loads(json.dumps(self.head)),
-                "fallback": self.fallback, "extractor": dict(self.extractor),
-                "features_version": self.features_version, "pool": self.pool,
-                "metrics": self.metrics, "created_with": self.created_with}
+        """The JSON object of the file, in the schema it was read from."""
+        if self.schema_version == 1:
+            return {"schema_version": 1, "target": self.target, "transform": self.transforms[0],
+                    "features": [".".join(f.split(".")[-2:]) for f in self.features],
+                    "coefficients": list(self.head["coefficients"]),
+                    "intercept": self.head["intercept"], "extractor": dict(self.extractor),
+                    "pool": self.pool, "metrics": self.metrics, "created_with": self.created_with}
+        obj = {"schema_version": PREDICTOR_SCHEMA_VERSION, "name": self.name,
+               "target": self.target, "features": list(self.features),
+               "transforms": list(self.transforms), "head": json.loads(json.dumps(self.head)),
+               "fallback": self.fallback, "extractor": dict(self.extractor),
+               "features_version": self.features_version, "pool": self.pool,
+               "metrics": self.metrics, "created_with": self.created_with}
+        if self.two_part:
+            obj["train_accuracy"] = dict(self.train_accuracy)
+        return obj
 
     def _transform(self, X):
         values = np.asarray(X, dtype=np.float64)
         if values.ndim != 2 or values.shape[1] != len(self.features):
             raise ValueError(f"expected an (n, {len(self.features)}) array of the features "
                              f"{', '.join(self.features)}; got shape {values.shape}")
-        log = np.array([t == "log" for t in self.transforms])
-        return np.where(log, np.log(np.where(values > 0, values, np.nan)), values)
+        return transform(values, self.transforms)
 
     @functools.cached_property
     def _arrays(self):
@@ -242,13 +263,38 @@ def _head(head, p, where):
             "trees": [_tree(t, p, f"{where}: head tree {i}") for i, t in enumerate(head["trees"])]}
 
 
+def _train_accuracy(obj, where):
+    """The validated training-accuracy settings of a schema-2 object (None when it has none)."""
+    settings = obj.get("train_accuracy")
+    if obj["target"] != "test_acc":
+        _require(settings is None, where,
+                 "train_accuracy settings belong to a two-part predictor (target test_acc)")
+        return None
+    _require(isinstance(settings, dict), where,
+             "a test_acc head is the second part of a two-part predictor: it needs "
+             "train_accuracy settings {\"n_examples\", \"seed\"} for the measured training "
+             "accuracy it is subtracted from")
+    _require(set(settings) == set(TRAIN_ACCURACY_KEYS), where,
+             f"this demogen measures the training accuracy with exactly the settings "
+             f"{', '.join(TRAIN_ACCURACY_KEYS)} (got {', '.join(sorted(settings))}); refit with "
+             "`demogen fit` or use the demogen release that wrote it")
+    _require(_integer(settings["n_examples"]) and settings["n_examples"] >= 1, where,
+             "train_accuracy n_examples must be a positive integer")
+    _require(_integer(settings["seed"]) and settings["seed"] >= 0, where,
+             "train_accuracy seed must be a non-negative integer")
+    return dict(settings)
+
+
 def _predictor(obj, where):
     """Validate a schema-2 object and return it as `Predictor`."""
     missing = [k for k in PREDICTOR_KEYS if k not in obj]
     _require(not missing, where, f"missing keys {', '.join(missing)}")
+    unknown = sorted(set(obj) - set(PREDICTOR_KEYS) - {"schema_version", "train_accuracy"})
+    _require(not unknown, where, f"unknown keys {', '.join(unknown)}")
     _require(isinstance(obj["name"], str) and obj["name"], where, "name must be a non-empty string")
     _require(obj["target"] in TARGETS, where,
              f"target {obj['target']!r}; expected one of {', '.join(TARGETS)}")
+    train_accuracy = _train_accuracy(obj, where)
     _require(_integer(obj["features_version"]) and obj["features_version"] == FEATURES_VERSION,
              where,
              f"fitted on features of version {obj['features_version']!r}, but this demogen "
@@ -265,9 +311,9 @@ def _predictor(obj, where):
                          "fit`") from None
     _require(isinstance(transforms, list) and len(transforms) == len(names), where,
              f"expected {len(names)} transforms, one per feature")
-    for transform in transforms:
-        _require(transform in TRANSFORMS, where,
-                 f"transform {transform!r}; expected one of {', '.join(TRANSFORMS)}")
+    for name in transforms:
+        _require(name in TRANSFORMS, where,
+                 f"transform {name!r}; expected one of {', '.join(TRANSFORMS)}")
     _require(_number(obj["fallback"]), where, "fallback must be a finite number")
     extractor = obj["extractor"]
     _check_extractor(extractor, PREDICTOR_EXTRACTOR_KEYS, where)
@@ -276,27 +322,18 @@ def _predictor(obj, where):
     return Predictor(obj["name"], obj["target"], list(names), list(transforms),
                      _head(obj["head"], len(names), where), float(obj["fallback"]),
                      dict(extractor), obj["features_version"], obj["pool"], obj["metrics"],
-                     obj["created_with"])
+                     obj["created_with"], train_accuracy)
 
 
-def from_dict(obj, where="coefficient file"):
-    """Validate a frozen predictor object: `Coefficients` for schema version 1, `Predictor` for
-    schema version 2."""
-    _require(isinstance(obj, dict), where, "not a JSON object")
-    version = obj.get("schema_version")
-    _require(version in (SCHEMA_VERSION, PREDICTOR_SCHEMA_VERSION), where,
-             f"schema version {version!r}, this demogen reads versions {SCHEMA_VERSION} and "
-             f"{PREDICTOR_SCHEMA_VERSION}; refit with `demogen fit` or use the demogen release "
-             "that wrote it")
-    if version == PREDICTOR_SCHEMA_VERSION:
-        return _predictor(obj, where)
-    missing = [k for k in ("target", "transform", "features", "coefficients", "intercept",
-                           "extractor", "pool", "metrics", "created_with") if k not in obj]
+def _schema_1(obj, where):
+    """Validate a schema-1 object and return it as `Predictor`: a linear head on the columns of
+    its signature variant, the fallback SCHEMA_1_FALLBACK."""
+    missing = [k for k in SCHEMA_1_KEYS if k not in obj]
     _require(not missing, where, f"missing keys {', '.join(missing)}")
     _require(obj["transform"] in TRANSFORMS, where,
              f"transform {obj['transform']!r}; expected one of {', '.join(TRANSFORMS)}")
-    _require(obj["target"] in TARGETS, where,
-             f"target {obj['target']!r}; expected one of {', '.join(TARGETS)}")
+    _require(obj["target"] in ("gap", "test_acc"), where,
+             f"target {obj['target']!r}; expected gap or test_acc")
     extractor = obj["extractor"]
     _check_extractor(extractor, EXTRACTOR_KEYS, where)
     _require(extractor["statistic"] in STATISTICS, where,
@@ -309,14 +346,26 @@ def from_dict(obj, where="coefficient file"):
     _require(obj["features"] == expected, where,
              f"features must be the {len(expected)} signature names in order "
              f"({expected[0]}, ..., {expected[-1]})")
-    coefficients = obj["coefficients"]
-    _require(isinstance(coefficients, list) and len(coefficients) == len(expected), where,
-             f"expected {len(expected)} coefficients, one per feature")
-    _require(all(map(_number, coefficients + [obj["intercept"]])), where,
-             "coefficients and intercept must be finite numbers")
-    return Coefficients(list(obj["features"]), np.array(coefficients, dtype=np.float64),
-                        float(obj["intercept"]), obj["transform"], obj["target"],
-                        dict(extractor), obj["pool"], obj["metrics"], obj["created_with"])
+    head = _head({"kind": "linear", "coefficients": obj["coefficients"],
+                  "intercept": obj["intercept"]}, len(expected), where)
+    prefix = ".".join(["qrt" if extractor["statistic"] == "quartile" else "mom"]
+                      + ([] if extractor["normalize"] else ["unnorm"])
+                      + (["signed"] if extractor["signed"] else []))
+    return Predictor(f"schema-1 {prefix}+{obj['transform']}", obj["target"],
+                     [f"{prefix}.{name}" for name in expected], [obj["transform"]] * len(expected),
+                     head, SCHEMA_1_FALLBACK, dict(extractor), FEATURES_VERSION, obj["pool"],
+                     obj["metrics"], obj["created_with"], schema_version=1)
+
+
+def from_dict(obj, where="coefficient file"):
+    """Validate a frozen predictor object of either schema and return it as `Predictor`."""
+    _require(isinstance(obj, dict), where, "not a JSON object")
+    version = obj.get("schema_version")
+    _require(version in SCHEMA_VERSIONS, where,
+             f"schema version {version!r}, this demogen reads versions "
+             f"{' and '.join(map(str, SCHEMA_VERSIONS))}; refit with `demogen fit` or use the "
+             "demogen release that wrote it")
+    return _predictor(obj, where) if version == PREDICTOR_SCHEMA_VERSION else _schema_1(obj, where)
 
 
 def shipped_text(predictor=SHIPPED_PREDICTORS[0]):

@@ -3,14 +3,13 @@
 It reads the frozen file (demogen.frozen.coefficients) of the submission folder, else demogen's
 default, measures what that file's features need with its extractor settings (a seeded sample of
 the unbatched training data, inputs as given, no augmentation; no margins at all for a predictor
-of weight metrics only) and returns the predicted generalization gap.
+of weight metrics only) and returns its prediction: the predicted gap, the ranking score, or for
+a two-part predictor the measured training accuracy minus the predicted test accuracy. Files of
+both schemas go this one way.
 
-Where a feature is undefined the prediction is a fallback, with a warning that names the
-features and why. Schema 1 (the margin signature): undefined where no sampled example is
-classified correctly or a layer's activations are constant (every ReLU dead); the model has not
-fit its training data, so its train and test accuracy are both near chance, and the fallback is
-FALLBACK, a gap of 0. Schema 2: the file's own `fallback`, wherever a feature is NaN or, under
-the log transform, <= 0.
+Where a feature is undefined (no sampled example classified correctly, a layer whose activations
+are constant, ...) the prediction is the file's fallback, with a warning that names the features
+and why (coefficients.py states the rule).
 """
 
 import os
@@ -20,9 +19,8 @@ import numpy as np
 
 from demogen.frozen import coefficients
 from demogen.measure import features
-from demogen.measure.margins import extract_margins
+from demogen.measure.accuracy import sample_accuracy
 
-FALLBACK = 0.0
 _LOADED = {}
 
 
@@ -39,33 +37,27 @@ def load_coefficients(program_dir=None):
 
 
 def complexity(model, ds, program_dir=None):
-    """The predicted generalization gap of a trained Keras classifier, as a float."""
-    frozen = load_coefficients(program_dir)
-    if isinstance(frozen, coefficients.Predictor):
-        return _predict(frozen, model, ds)
-    settings = frozen.extractor
-    margins = extract_margins(model, ds, n_examples=settings["n_examples"],
-                              seed=settings["seed"], batch_size=settings["batch_size"])
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            signature = margins.signature(settings["statistic"], settings["normalize"],
-                                          settings["signed"])
-        return float(frozen.predict(signature.values))
-    except ValueError as error:  # raised only where the signature is undefined
-        warnings.warn(f"the margin signature is undefined ({error}); predicting a gap of "
-                      f"{FALLBACK}", stacklevel=2)
-        return FALLBACK
+    """The prediction of the frozen file for a trained Keras classifier, as a float."""
+    return predict(load_coefficients(program_dir), model, ds)
 
 
-def _predict(frozen, model, ds):
-    """complexity() for a schema-2 predictor."""
+def predict(frozen, model, ds):
+    """The prediction of a loaded frozen predictor (coefficients.Predictor) for one model."""
     groups = features.groups_of(frozen.features)
-    measurement = features.measure(model, ds, features.needs_of(groups),
-                                   **{k: frozen.extractor[k]
-                                      for k in ("n_examples", "seed", "batch_size")})
+    sample = {k: frozen.extractor[k] for k in ("n_examples", "seed", "batch_size")}
+    measurement = features.measure(model, ds, features.needs_of(groups), **sample)
     values, errors = features.compute(measurement, groups)
     row = np.array([[values[name] for name in frozen.features]])
+    train_accuracy = None
+    if frozen.two_part:
+        settings = frozen.train_accuracy
+        margins = measurement.margins
+        if margins is not None and (settings["n_examples"], settings["seed"]) == (
+                sample["n_examples"], sample["seed"]):
+            train_accuracy = [features.sample_accuracy_of(margins)]  # the same examples
+        else:
+            train_accuracy = [sample_accuracy(model, ds, batch_size=sample["batch_size"],
+                                              **settings)]
     undefined = frozen.undefined(row)[0]
     if undefined.any():
         named = [f"{name} = {values[name]}" + (" under log" if transform == "log" else "")
@@ -75,5 +67,5 @@ def _predict(frozen, model, ds):
             [name for name, bad in zip(frozen.features, undefined) if bad]) if group in errors]
         warnings.warn(f"the features {', '.join(named)} are undefined"
                       + (f" ({'; '.join(reasons)})" if reasons else "")
-                      + f"; predicting the fallback gap {frozen.fallback}", stacklevel=3)
-    return float(frozen.predict_many(row)[0])
+                      + f"; predicting the fallback {frozen.fallback}", stacklevel=3)
+    return float(frozen.predict_many(row, train_accuracy)[0])

@@ -65,8 +65,13 @@ def _output_margin(measurement):
     return quartile_signature(measurement.margins.output_margin)
 
 
+def sample_accuracy_of(margins):
+    """The share of the margin sample classified correctly (a positive output margin)."""
+    return float(np.mean(margins.output_margin > 0))
+
+
 def _sample_accuracy(measurement):
-    return [float(np.mean(measurement.margins.output_margin > 0))]
+    return [sample_accuracy_of(measurement.margins)]
 
 
 def _total_variation(measurement):

@@ -104,9 +104,9 @@ def cmd_signature(args):
 def cmd_demo(args):
     """The whole path on the built-in default: train the demo task (16 MNIST-1D MLPs over 4
     binary hyperparameters, each until it fits its training data; a task no predictor was fitted
-    on), bundle the shipped predictor as a PGDL submission, ingest it over the task as the
-    competition did and print the competition's scores, then the same for the paper's
-    configuration beside it."""
+    on), bundle the two shipped predictors (the selected one and the paper's configuration) as
+    PGDL submissions, ingest them over the task as the competition did, print the competition's
+    scores of both and say which ranked the task better."""
     import pathlib
     import shutil
     import tempfile
@@ -123,27 +123,27 @@ def cmd_demo(args):
     print(f"working in {work}" + (" (removed at the end; --keep keeps it)"
                                   if temporary and not args.keep else ""), flush=True)
     tasks = work / "tasks"
+    names = {name: _predictor_name(name, coefficients.load(predictor=name))
+             for name in SHIPPED_PREDICTORS}
     try:
         print(f"1/4 train the demo task (16 MNIST-1D MLPs) into {tasks}", flush=True)
         zoo.run("demo", tasks, workers=args.workers, features=work / "features")
+        print("2/4 bundle the shipped predictors as PGDL submissions: "
+              + "; ".join(names.values()), flush=True)
+        for name in SHIPPED_PREDICTORS:
+            write_bundle(work / f"submission_{name}.zip", predictor=name)
+        print(f"3/4 ingest each over {tasks} as the competition did", flush=True)
+        for name in SHIPPED_PREDICTORS:
+            ingest(work / f"submission_{name}.zip", tasks, work / f"predictions_{name}")
+        print("4/4 score them", flush=True)
         scores = {}
         for name in SHIPPED_PREDICTORS:
-            submission, predictions = work / f"submission_{name}.zip", work / f"predictions_{name}"
-            print(f"2/4 bundle the shipped predictor {name!r} into {submission}", flush=True)
-            write_bundle(submission, predictor=name)
-            print(f"3/4 ingest it over {tasks}, predictions in {predictions}", flush=True)
-            ingest(submission, tasks, predictions)
-            print(f"4/4 score {name!r}", flush=True)
-            scores[name] = score_predictions(predictions, tasks)
+            scores[name] = score_predictions(work / f"predictions_{name}", tasks)
+            print(f"\n{name}:")
             _print_scores(scores[name])
-        selected = coefficients.load()
-        print(f"The shipped default is {selected.name!r}, the candidate the transfer evaluation "
-              f"selected (fitted on {', '.join(selected.pool['tasks'])}; `demogen bundle` ships "
-              "it); 'paper' is the paper's configuration fitted on the nin pool (`demogen bundle "
-              "--predictor paper`). Mean CMI x 100 / tau-b: " + ", ".join(
-                  f"{name} {_format(result['mean']['cmi'])} / "
-                  + _format(result['mean']['kendall_tau'], 2) for name, result in scores.items())
-              + ".")
+        print()
+        print(_verdict(scores))
+        print(_what_it_predicts(coefficients.load()))
         print("How to read it: CMI x 100 is the competition's score, 0 (the predictor says "
               "nothing about which model generalizes worse beyond what the hyperparameters "
               "tell) to 100; tau-b is Kendall's rank correlation of prediction and gap, -1 "
@@ -156,6 +156,40 @@ def cmd_demo(args):
             shutil.rmtree(work, ignore_errors=True)
             print(f"removed {work}")
     return 0
+
+
+def _predictor_name(name, frozen):
+    """How the demo names a shipped predictor: its file name and what it is."""
+    from demogen.defaults import SHIPPED_DESCRIPTIONS
+
+    chosen = f": {frozen.name}, {frozen.metrics['description']}" \
+        if "description" in frozen.metrics else ""
+    return f"{name} ({SHIPPED_DESCRIPTIONS[name]}{chosen})"
+
+
+def _verdict(scores):
+    """One line in plain words: which shipped predictor ranked the task better, by tau."""
+    tau = {name: result["mean"]["kendall_tau"] or 0.0 for name, result in scores.items()}
+    cmi = {name: result["mean"]["cmi"] or 0.0 for name, result in scores.items()}
+    figures = ", ".join(f"{name} tau-b {tau[name]:.2f}, CMI x 100 {cmi[name]:.1f}"
+                        for name in scores)
+    best = max(tau, key=tau.get)
+    if tau[best] <= 0:
+        return f"Neither predictor ranked this task in the right direction ({figures})."
+    others = [name for name in tau if name != best]
+    return f"{best} ranked this task's models better than {', '.join(others)} ({figures})."
+
+
+def _what_it_predicts(frozen):
+    """One line on what the selected predictor's number is."""
+    if frozen.two_part:
+        return (f"selected is a two-part prediction: gap = the training accuracy measured on "
+                f"{frozen.train_accuracy['n_examples']:,} sampled training examples minus a test "
+                f"accuracy predicted from {', '.join(frozen.features)}.")
+    if frozen.target == "score":
+        return ("selected returns a ranking score, not a gap: a higher score predicts a larger "
+                "gap, which is all the competition's scores read.")
+    return "selected returns a predicted generalization gap (train minus test accuracy)."
 
 
 def _format(value, digits=1):

@@ -8,3 +8,7 @@ DEFAULTS = {"n_examples": 2048, "seed": 0, "batch_size": 256}
 # corpus, the default everywhere; "paper_nin": the paper's configuration (the candidate "paper")
 # fitted on the primary reference pool, the nin pool.
 SHIPPED_PREDICTORS = ("selected", "paper_nin")
+SHIPPED_DESCRIPTIONS = {
+    "selected": "the candidate the transfer evaluation selected, fitted on the corpus",
+    "paper_nin": "the paper's configuration (20 log margin quartiles, least squares) fitted on "
+                 "the nin pool"}

@@ -114,8 +114,18 @@ class Evaluator:
 
     def __init__(self, corpus, candidate, seed=0):
         self.corpus, self.candidate, self.seed = corpus, candidate, seed
+        self._frozen = {}
         self._fits = {}
         self._tuned = {}
+
+    def frozen(self, excluded):
+        """{parameter: frozen predictor dict} fitted on the tasks outside `excluded`."""
+        excluded = frozenset(excluded)
+        if excluded not in self._frozen:
+            table = self.corpus.table
+            self._frozen[excluded] = registry.fit(self.candidate,
+                                                  table[~table["task"].isin(excluded)])
+        return self._frozen[excluded]
 
     def predictions(self, excluded):
         """{parameter: predictions for every row} of the fits on the tasks outside `excluded`."""
@@ -126,10 +136,8 @@ class Evaluator:
                 floor = registry.predict(self.candidate, None, table, self.seed)
                 self._fits[excluded] = {p: floor for p in self.candidate.grid}
             else:
-                training = table[~table["task"].isin(excluded)]
-                frozen = registry.fit(self.candidate, training)
                 self._fits[excluded] = {p: registry.predict(self.candidate, f, table)
-                                        for p, f in frozen.items()}
+                                        for p, f in self.frozen(excluded).items()}
         return self._fits[excluded]
 
     def tuned(self, excluded):
@@ -235,7 +243,8 @@ def fit_candidate(table, name, seed=0, sources=None):
               "output": candidate.output, "n_models": int(len(corpus.gaps)),
               "fallbacks": int(np.sum(predictions == frozen["fallback"])), "r2": r2,
               "tasks": {t: corpus.within_tau(predictions, t) for t in corpus.tasks}}
-    frozen["metrics"].update(r2=report["r2"], n_models=report["n_models"])
+    frozen["metrics"].update(r2=report["r2"], n_models=report["n_models"],
+                             description=candidate.description)
     return frozen, report
 
 

@@ -9,7 +9,7 @@ among them inside the training tasks.
 
 The registry runs from the simplest candidate to the most complex: the selection rule (the
 simplest within one standard error of the best) reads that order. It was fixed before the first
-full-corpus evaluation; the README says if anything is added after.
+full-corpus evaluation; docs/transfer.md says if anything is added after.
 """
 
 import dataclasses

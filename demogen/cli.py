@@ -391,7 +391,7 @@ def cmd_fit(args):
           "kept together: the honest figure)")
     print(f"  MSE               {metrics['mse'] * 1e3:.3f}e-3 (paper: 1.5e-3)")
     for name, frame in report.items():
-        _print_frame({"table1": "Table 1 (rows of method.md section 6, and context rows)",
+        _print_frame({"table1": "Table 1 (rows of docs/method.md section 6, and context rows)",
                       "per_layer": "Per layer (qrt+log)",
                       "competition": "Per task: the fitted predictor's R^2, Kendall tau-b and "
                                      "CMI x 100"}[name], frame)
@@ -465,7 +465,7 @@ def build_parser():
                               description=cmd_zoo.__doc__)
     zoo.add_argument("--preset", required=True,
                      help="the pool to train: corpus, corpus_lockbox, nin, vgg or tiny (see "
-                          "the README)")
+                          "docs/pools.md)")
     zoo.add_argument("--task", nargs="+", metavar="NAME",
                      help="train only these tasks of the preset (default: all)")
     zoo.add_argument("--pilot", action="store_true",

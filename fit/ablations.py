@@ -1,4 +1,4 @@
-"""The paper's Table 1 for our pool (method.md section 6), with the context a reader needs: the
+"""The paper's Table 1 for our pool (docs/method.md section 6), with the context a reader needs: the
 per-layer table, the signed and test-accuracy variants, regressions on the hyperparameters and on
 the label noise alone, R^2 within each noise level, and the competition's view (Kendall's tau and
 CMI per task)."""

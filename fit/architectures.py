@@ -48,7 +48,7 @@ def vgg(input_shape, width, depth, dropout=0.0, weight_decay=0.0, dense=128, **_
 
 
 def nin(input_shape, width, depth=3, batch_norm=0, dropout=0.0, weight_decay=0.0, **_):
-    """Network-in-Network without max-pool (method.md section 7): `depth` blocks of a 3-wide
+    """Network-in-Network without max-pool (docs/method.md section 7): `depth` blocks of a 3-wide
     stride-2 conv and two 1-wide convs, dropout after every block but the last, then a conv as
     wide as what is left of the input, to the logits."""
     conv = _conv(input_shape)

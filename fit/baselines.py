@@ -1,4 +1,4 @@
-"""The baseline features of the paper's ablations (method.md section 6), beside the signature.
+"""The baseline features of the paper's ablations (docs/method.md section 6), beside the signature.
 
 - spectral: the output margin f_i - f_j divided by the spectral complexity R of Bartlett, Foster
   and Telgarsky (2017) with zero reference matrices; quartile signature.

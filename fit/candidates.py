@@ -24,7 +24,7 @@ The registry runs from the simplest candidate to the most complex: the selection
 simplest within one standard error of the best) reads that order. Registry v1 (13 candidates)
 was fixed before the first full-corpus evaluation; registry v2 added the unfitted measures, the
 two-part and the ranking candidates (marked `added` "v2") after the analysis of the corpus that
-the README describes, each placed by its complexity.
+docs/transfer.md describes, each placed by its complexity.
 """
 
 import dataclasses

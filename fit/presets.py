@@ -133,7 +133,7 @@ MLP_GRID = {"width": (128, 512), "depth": (1, 3), "dropout": (0.0, 0.3),
 
 
 def _corpus():
-    """The transfer corpus (README, "The corpus"): PGDL-style tasks over four architecture
+    """The transfer corpus (docs/pools.md, "The corpus"): PGDL-style tasks over four architecture
     families and three data sources, every model trained until it fits its training data."""
     fit = {"stop_at": 0.99}
     allconv = {"width": (16, 24), "depth": (2, 3), "dropout": (0.0, 0.2),

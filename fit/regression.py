@@ -1,4 +1,4 @@
-"""The regression of the generalization gap on a (log-)signature (method.md section 5).
+"""The regression of the generalization gap on a (log-)signature (docs/method.md section 5).
 
 `GapRegressor` is a scikit-learn estimator whose fit is a statsmodels OLS (its results object,
 with summary() and standard errors, is `results_`). With `selection`, it first picks features on
@@ -135,7 +135,7 @@ def _check_folds(n_models, n_features, groups, seed):
 
 
 def evaluate(estimator, X, y, groups, seed=0):
-    """The fit-quality figures of method.md section 5 for one estimator and table:
+    """The fit-quality figures of docs/method.md section 5 for one estimator and table:
     adjusted R^2 and MSE of the fit on all models, the mean R^2 over held-out tenths of a
     shuffled 10-fold split, and the same with the folds grouped (the honest figure)."""
     y = np.asarray(y, dtype=np.float64)

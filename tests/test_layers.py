@@ -1,4 +1,4 @@
-"""The default layer rule (method.md section 3) and user-named layers."""
+"""The default layer rule (docs/method.md section 3) and user-named layers."""
 
 import math
 

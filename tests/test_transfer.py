@@ -213,7 +213,7 @@ def test_cli_fit_candidate_writes_a_schema_2_file(tmp_path, capsys):
 
 def test_the_shipped_selection_is_what_the_committed_evaluation_selected(monkeypatch):
     """demogen/frozen/resources/selected.json is the candidate results/evaluate.json selected,
-    fitted on the same committed tables (refresh both with the two commands in the README)."""
+    fitted on the same committed tables (refresh both with the commands in docs/submission.md)."""
     from demogen.frozen import coefficients
     from demogen_fit import tables
 

@@ -1,4 +1,4 @@
-"""Which four layers a signature reads: the input and three hidden layers (method.md section 3).
+"""Which four layers a signature reads: the input and three hidden layers (docs/method.md section 3).
 
 The default rule: candidates are the outputs of the weighted layers before the logits, each taken
 after the nonlinearity that follows it (in a residual network, the outputs of the residual blocks);
@@ -34,7 +34,7 @@ def _after_nonlinearity(graph, k):
 
 
 def candidates(graph):
-    """Positions of the candidate layers in forward order (method.md section 3, rule 1): the
+    """Positions of the candidate layers in forward order (docs/method.md section 3, rule 1): the
     weighted layers but the last (the logits), or in a residual network the residual blocks (the
     merge layers), each after its nonlinearity; only those that are cuts of the graph."""
     upto_logits = range(graph.logits_layer + 1)

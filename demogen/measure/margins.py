@@ -1,7 +1,7 @@
 """Margins at four layers of a Keras classifier, and the signatures that summarize them.
 
 The first-order distance of example x to the boundary between its true class i and the highest
-other class j, measured at layer l (method.md section 1):
+other class j, measured at layer l (docs/method.md section 1):
 
     d(x^l) = (f_i - f_j) / || grad_{x^l} (f_i - f_j) ||_2
 

@@ -1,4 +1,4 @@
-"""Summaries of a margin distribution (method.md section 4): five numbers per layer."""
+"""Summaries of a margin distribution (docs/method.md section 4): five numbers per layer."""
 
 import numpy as np
 

@@ -1,10 +1,11 @@
-"""The `demogen` command line. Offline packages (fit/, tqdm) and TensorFlow are imported only once
-a subcommand runs, so that help and argument errors are instant and the runtime stays importable
-without the offline packages."""
+"""The `demogen` command line. Offline packages (fit/, tqdm) are imported only once a subcommand
+runs, so that help and argument errors are instant and the runtime stays importable without the
+offline packages; TensorFlow only by the subcommands that run a model (`_runs_models`)."""
 
 import argparse
 import json
 import math
+import os
 import sys
 
 from demogen.defaults import DEFAULTS, SHIPPED_PREDICTORS
@@ -67,34 +68,40 @@ def _format_signature(title, signature):
 
 
 def cmd_signature(args):
-    """Signatures of the models of one PGDL task directory."""
+    """Signatures of the models of a PGDL task folder, or of every task in a folder of task
+    folders (what `demogen zoo --out` writes)."""
     from tqdm import tqdm
 
     from demogen import margin_signature
     from demogen.competition import pgdl
+    from demogen.competition.tasks import find_tasks
 
-    available = pgdl.model_ids(args.task_dir)
-    wanted = [m.removeprefix("model_") for m in args.model] if args.model else available
-    unknown = [m for m in wanted if m not in available]
-    if unknown:
-        raise ValueError(f"no model {', '.join(unknown)} in {args.task_dir}; its models are "
-                         f"{', '.join(available)}")
-    dataset = pgdl.load_dataset(args.task_dir, "train")
+    jobs, datasets = [], {}
+    for task, folder, _ in find_tasks(args.task_dir, require_configs=False):
+        available = pgdl.model_ids(folder)
+        wanted = [m.removeprefix("model_") for m in args.model] if args.model else available
+        unknown = [m for m in wanted if m not in available]
+        if unknown:
+            raise ValueError(f"no model {', '.join(unknown)} in {folder}; its models are "
+                             f"{', '.join(available)}")
+        jobs += [(task, folder, model_id) for model_id in wanted]
+        datasets[task] = pgdl.load_dataset(folder, "train")
+    several = len(datasets) > 1
     results, failed = [], 0
-    for model_id in tqdm(wanted, desc="signatures", unit="model", file=sys.stderr,
-                         disable=len(wanted) < 2):
+    for task, folder, model_id in tqdm(jobs, desc="signatures", unit="model", file=sys.stderr,
+                                       disable=len(jobs) < 2):
+        name = f"{task}/model_{model_id}" if several else f"model {model_id}"
         try:
-            model = pgdl.load_model(args.task_dir, model_id,
-                                    allow_code_layers=args.allow_code_layers)
-            signature = margin_signature(model, dataset, **_signature_kwargs(args))
+            model = pgdl.load_model(folder, model_id, allow_code_layers=args.allow_code_layers)
+            signature = margin_signature(model, datasets[task], **_signature_kwargs(args))
         except (ValueError, FileNotFoundError) as error:
             failed += 1
-            results.append({"model_id": model_id, "error": str(error)})
-            tqdm.write(f"demogen: model {model_id}: {error}", file=sys.stderr)
+            results.append({"task": task, "model_id": model_id, "error": str(error)})
+            tqdm.write(f"demogen: {name}: {error}", file=sys.stderr)
             continue
-        results.append({"model_id": model_id, **signature.as_dict()})
+        results.append({"task": task, "model_id": model_id, **signature.as_dict()})
         if not args.json:
-            tqdm.write(_format_signature(f"model {model_id}", signature), file=sys.stdout)
+            tqdm.write(_format_signature(name, signature), file=sys.stdout)
     if args.json:
         json.dump(results, sys.stdout, indent=1)
         print()
@@ -259,11 +266,12 @@ def cmd_zoo(args):
     configuration of every task into --out (a scratch folder) and print the projected cost."""
     from demogen_fit import zoo
 
+    features = args.features or zoo.features_folder(args.preset, args.out)
     if args.describe:
         import pandas as pd
 
-        _print_frame(f"{args.preset}: per task, from {args.features}/{args.preset}.csv",
-                     pd.DataFrame(zoo.describe(args.preset, args.features)))
+        _print_frame(f"{args.preset}: per task, from {features}/{args.preset}.csv",
+                     pd.DataFrame(zoo.describe(args.preset, features)))
         return 0
     if args.out is None:
         raise ValueError("--out is required to train (name the folder for the task folders)")
@@ -272,12 +280,12 @@ def cmd_zoo(args):
         rows = zoo.pilot(args.preset, args.out, **options)
         _print_pilot(rows, args.workers)
         return 0
-    zoo.run(args.preset, args.out, features=args.features, **options)
-    rows = zoo.backfill(args.preset, args.out, args.workers, args.features, args.data_dir)
+    zoo.run(args.preset, args.out, features=features, **options)
+    rows = zoo.backfill(args.preset, args.out, args.workers, features, args.data_dir)
     gaps = [row["gap"] for row in rows]
     failed = sum(1 for row in rows if row["error"])
     print(f"{args.preset}: {len(rows)} models in {args.out}, gap from {min(gaps):.3f} to "
-          f"{max(gaps):.3f}; features in {args.features}/{args.preset}.csv"
+          f"{max(gaps):.3f}; features in {features}/{args.preset}.csv"
           + (f"; {failed} without features (see the error column)" if failed else ""))
     return 0
 
@@ -400,6 +408,19 @@ def cmd_fit(args):
     return 0
 
 
+class _ZooHelpFormatter(argparse.HelpFormatter):
+    """zoo's help, with the presets of demogen_fit.presets (imported only when it is shown) after
+    the help of --preset."""
+
+    def _get_help_string(self, action):
+        if action.dest != "preset":
+            return action.help
+        from demogen_fit.presets import PRESETS
+
+        return f"{action.help}: " + ", ".join(name + (" (scratch)" if preset.scratch else "")
+                                              for name, preset in sorted(PRESETS.items()))
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="demogen", description="Predict the generalization gap of trained Keras networks "
@@ -408,9 +429,10 @@ def build_parser():
                         help="show TensorFlow's own log lines (start-up, retracing warnings)")
     commands = parser.add_subparsers(dest="command", required=True)
 
+    tasks_help = "one task folder (with model_* folders) or a folder of task folders"
     signature = commands.add_parser("signature", help="margin signatures of a PGDL task's models",
                                     description=cmd_signature.__doc__)
-    signature.add_argument("task_dir", help="a PGDL task directory (holding model_* folders)")
+    signature.add_argument("task_dir", metavar="TASKS", help=tasks_help)
     signature.add_argument("--model", nargs="+", metavar="ID",
                            help="bare model ids (17 for model_17); default: all")
     signature.add_argument("--json", action="store_true", help="print a JSON list")
@@ -429,7 +451,6 @@ def build_parser():
                       help="keep the temporary folder and print where it is")
     demo.set_defaults(run=cmd_demo)
 
-    tasks_help = "one task folder (with model_* folders) or a folder of task folders"
     bundle = commands.add_parser("bundle", help="write the PGDL submission zip",
                                  description=cmd_bundle.__doc__)
     shipped = bundle.add_mutually_exclusive_group()
@@ -462,10 +483,9 @@ def build_parser():
     score.set_defaults(run=cmd_score)
 
     zoo = commands.add_parser("zoo", help="train a preset's model pool into PGDL task folders",
-                              description=cmd_zoo.__doc__)
-    zoo.add_argument("--preset", required=True,
-                     help="the pool to train: corpus, corpus_lockbox, nin, vgg or tiny (see "
-                          "docs/pools.md)")
+                              description=cmd_zoo.__doc__, formatter_class=_ZooHelpFormatter)
+    zoo.add_argument("--preset", required=True, metavar="NAME",
+                     help="the pool to train (docs/pools.md)")
     zoo.add_argument("--task", nargs="+", metavar="NAME",
                      help="train only these tasks of the preset (default: all)")
     zoo.add_argument("--pilot", action="store_true",
@@ -475,12 +495,14 @@ def build_parser():
                      help="train nothing: print per task, from the committed table, the models "
                           "measured, the share fitted, accuracy and gap ranges, the gap's "
                           "standard error and the hours spent")
-    zoo.add_argument("--out", help="folder for the task folders (weights live "
-                                                  "here; never commit them)")
-    zoo.add_argument("--workers", type=int, default=2, help="parallel processes, one thread each")
-    zoo.add_argument("--features", default="features_cache",
+    zoo.add_argument("--out", metavar="DIR",
+                     help="folder for the task folders (weights live here; never commit them)")
+    zoo.add_argument("--workers", type=_number(int, 1), default=2,
+                     help="parallel processes, one thread each (default %(default)s)")
+    zoo.add_argument("--features",
                      help="folder for the feature table, side files and model_configs.json "
-                          "(default: %(default)s in the current folder)")
+                          "(default: features_cache in the current folder for a committed pool, "
+                          "DIR/features beside the task folders for a scratch preset)")
     zoo.add_argument("--data-dir", help="folder with the Fashion-MNIST .gz files")
     zoo.set_defaults(run=cmd_zoo)
 
@@ -525,11 +547,22 @@ def build_parser():
     return parser
 
 
+def _runs_models(args):
+    """Whether the subcommand builds or runs Keras models in this process (and so imports
+    TensorFlow): score, bundle, ingest (its child process does), zoo --describe, and evaluate and
+    fit on feature tables do not."""
+    if args.command == "zoo":
+        return not args.describe
+    if args.command in ("evaluate", "fit"):
+        return any(os.path.isdir(source) for source in args.sources)
+    return args.command in ("signature", "demo")
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    if not args.verbose:
-        from demogen.console import quiet_tensorflow
-        quiet_tensorflow()
+    if _runs_models(args):
+        from demogen.console import import_tensorflow
+        import_tensorflow(quiet=not args.verbose)
     try:
         return args.run(args)
     except (ValueError, FileNotFoundError) as error:

@@ -7,10 +7,10 @@ import pathlib
 from importlib.metadata import version
 
 from demogen.competition import pgdl
+from demogen.defaults import DEFAULTS, EXTRACTOR_VERSION
 from demogen.frozen import coefficients
 from demogen.measure.features import FEATURES_VERSION
 from demogen.measure.layers import SLOTS
-from demogen.measure.margins import DEFAULTS, EXTRACTOR_VERSION
 from demogen.measure.signature import feature_names
 from demogen_fit import ablations, regression, tables
 

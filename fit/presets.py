@@ -85,11 +85,13 @@ class Task:
 @dataclasses.dataclass(frozen=True)
 class Preset:
     """A pool: its tasks, whether its rows get the baseline features of the ablations
-    (demogen_fit.baselines), and a line on what it is for."""
+    (demogen_fit.baselines), a line on what it is for, and whether it is a scratch pool (the
+    tests', the demo's) whose table is never committed (demogen_fit.zoo.features_folder)."""
     name: str
     tasks: tuple
     baselines: bool = True
     description: str = ""
+    scratch: bool = False
 
     def task(self, name):
         for task in self.tasks:
@@ -124,7 +126,7 @@ PRESETS = {preset.name: _check(preset) for preset in [
     Preset("tiny", (Task("tiny", "tiny", "tiny", "fmnist", 256,
                          {"width": (4, 8), "dropout": (0.0, 0.5), "seed": (0, 1)}, 2,
                          batch_size=64),),
-           description="8 models in about a second each, for the tests"),
+           description="8 models in about a second each, for the tests", scratch=True),
 ]}
 
 
@@ -191,7 +193,7 @@ PRESETS["demo"] = _check(Preset("demo", (
     Task("demo_mlp_mnist1d", "mlp", "mlp", "mnist1d", 1000,
          {"width": (64, 256), "depth": (1, 2), "dropout": (0.0, 0.3),
           "learning_rate": (0.05, 0.1)}, 60, batch_size=64, stop_at=0.99, data_seed=1),),
-    baselines=False,
+    baselines=False, scratch=True,
     description="the demo's task: 16 MNIST-1D MLPs trained until they fit, in no fit"))
 PRESETS["corpus"] = _check(Preset("corpus", _corpus(), baselines=False,
                                   description="the transfer corpus: many tasks, fitted"))

@@ -19,10 +19,10 @@ import pandas as pd
 from demogen import EXTRACTOR_VERSION
 from demogen.competition import pgdl
 from demogen.competition.tasks import configs_candidates
+from demogen.console import cache_folder
+from demogen.defaults import DEFAULTS
 from demogen.measure.features import FEATURES_VERSION
-from demogen.measure.margins import DEFAULTS
 from demogen_fit import sources as data_sources
-from demogen_fit.baselines import BASELINES_VERSION
 from demogen_fit.presets import PRESETS
 
 REPOSITORY = pathlib.Path(__file__).resolve().parents[1]
@@ -32,12 +32,12 @@ CORPUS_LOCKBOX = REPOSITORY / "features_cache" / "corpus_lockbox.csv"
 
 
 def cache_dir():
-    """joblib's cache of task folders' features: $DEMOGEN_CACHE, else the user's cache folder
-    ($XDG_CACHE_HOME/demogen or ~/.cache/demogen), never inside the committed features_cache/."""
+    """joblib's cache of task folders' features: $DEMOGEN_CACHE, else joblib/ in demogen's cache
+    folder ($XDG_CACHE_HOME/demogen or ~/.cache/demogen), never inside the committed
+    features_cache/."""
     if os.environ.get("DEMOGEN_CACHE"):
         return pathlib.Path(os.environ["DEMOGEN_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache"
-    return pathlib.Path(base).expanduser() / "demogen" / "joblib"
+    return cache_folder() / "joblib"
 
 
 SETTINGS = ("extractor_version", "n_examples", "sample_seed")
@@ -162,6 +162,8 @@ def read_task(task_dir, cache=None, progress=True):
     hyperparameters); each model is measured once, then read from joblib's cache."""
     import joblib
     from tqdm import tqdm
+
+    from demogen_fit.baselines import BASELINES_VERSION  # with TensorFlow, which measuring needs
 
     task_dir = pathlib.Path(task_dir)
     configs = pgdl.read_model_configs(task_dir)

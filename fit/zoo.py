@@ -7,7 +7,8 @@ model folder is redone. Every model trains in a worker process with one thread (
 worker), seeded: model <id> of a task is initialized, shuffled and augmented with seed int(id),
 with TensorFlow's op determinism on, so a retrain gives the same weights whatever the number of
 workers. Rows made before the baseline features existed get them from the models on disk
-(`backfill`).
+(`backfill`). TensorFlow (with the architectures, training and baselines) is imported by the
+functions that build or measure a model, so that `describe` runs without it.
 """
 
 import functools
@@ -20,16 +21,12 @@ import subprocess
 import time
 
 import numpy as np
-import tensorflow as tf
 
 from demogen import EXTRACTOR_VERSION
 from demogen.competition import pgdl
+from demogen.defaults import DEFAULTS
 from demogen.measure import features
-from demogen.measure.margins import DEFAULTS
 from demogen_fit import sidefiles, sources
-from demogen_fit import train as training
-from demogen_fit.architectures import ARCHITECTURES
-from demogen_fit.baselines import BASELINES_VERSION, baseline_columns, sampled_examples
 from demogen_fit.presets import PRESETS
 from demogen_fit.tables import read_table, write_table
 
@@ -51,6 +48,8 @@ def task_data(task, data_dir=None):
 
 @functools.lru_cache(maxsize=4)
 def _data(source, n_train, seed, label_noise, data_dir):
+    from demogen_fit import train as training
+
     x, y, x_test, y_test = sources.load(source, n_train, seed, data_dir)
     return x, training.corrupt_labels(y, label_noise, seed=seed), x_test, y_test
 
@@ -61,6 +60,8 @@ def measure(model, data, baselines=False):
     weights; the reason is then in "error"). Columns: layers, error, feature_errors (groups that
     could not be computed, with the reason), every feature of demogen.measure.features, and with
     `baselines` the baseline columns of the ablations."""
+    from demogen_fit.baselines import baseline_columns, sampled_examples
+
     try:
         measurement = features.measure(model, data)
     except (ValueError, np.linalg.LinAlgError) as error:
@@ -82,6 +83,8 @@ def measure(model, data, baselines=False):
 def _one_thread():
     """Use one thread in this process (so parallel workers do not compete, and every model is
     computed the same way); only possible before TensorFlow has run anything in it."""
+    import tensorflow as tf
+
     try:
         tf.config.threading.set_intra_op_parallelism_threads(1)
         tf.config.threading.set_inter_op_parallelism_threads(1)
@@ -92,6 +95,11 @@ def _one_thread():
 def train_model(preset, task, model_id, hparams, task_dir, features_dir, data_dir=None):
     """Train one model, write it into the task folder (and its side file when the preset keeps
     them), return its feature row."""
+    import tensorflow as tf
+
+    from demogen_fit import train as training
+    from demogen_fit.architectures import ARCHITECTURES
+
     _one_thread()
     start = time.perf_counter()
     x, labels, x_test, y_test = task_data(task, data_dir)
@@ -187,6 +195,8 @@ def _write_task_data(task, task_dir, data_dir):
 
 
 def _has_baselines(row):
+    from demogen_fit.baselines import BASELINES_VERSION
+
     return row.get("baselines_version") == BASELINES_VERSION
 
 
@@ -211,17 +221,29 @@ def _executor(workers):
     train_model) and TensorFlow's start-up lines silenced when the command line asked for it."""
     from joblib.externals.loky import get_reusable_executor
 
-    from demogen.console import quiet_if_asked
+    from demogen.console import import_tensorflow_as_asked
 
     if workers < 1:
         raise ValueError(f"--workers must be at least 1, got {workers}")
-    return get_reusable_executor(max_workers=workers, initializer=quiet_if_asked)
+    return get_reusable_executor(max_workers=workers, initializer=import_tensorflow_as_asked)
 
 
-def run(preset_name, out, workers=2, features="features_cache", data_dir=None, progress=True,
-        tasks=()):
+def features_folder(preset_name, out=None):
+    """Where a preset's feature table, side files and model_configs.json go unless named: for a
+    committed pool features_cache/ in the current folder, for a scratch preset <out>/features
+    (beside its task folders), so that trying one writes nothing into a checkout."""
+    preset = _preset(preset_name)
+    if not preset.scratch:
+        return pathlib.Path("features_cache")
+    if out is None:
+        raise ValueError(f"{preset.name} is a scratch preset, whose table is in DIR/features "
+                         "beside its task folders: pass --out DIR (or --features)")
+    return pathlib.Path(out) / "features"
+
+
+def run(preset_name, out, workers=2, features=None, data_dir=None, progress=True, tasks=()):
     """Train every unfinished model of a preset (or of its tasks named in `tasks`); returns the
-    rows of the preset's feature table."""
+    rows of the preset's feature table (in `features`, by default `features_folder`)."""
     from concurrent.futures import as_completed
 
     from tqdm import tqdm
@@ -230,7 +252,7 @@ def run(preset_name, out, workers=2, features="features_cache", data_dir=None, p
     chosen = _tasks(preset, tasks)
     for source in sorted({task.source for task in chosen}):
         sources.check(source, data_dir)
-    out, features = pathlib.Path(out), pathlib.Path(features)
+    out, features = pathlib.Path(out), pathlib.Path(features or features_folder(preset.name, out))
     table = features / f"{preset.name}.csv"
     _write_manifests(preset, chosen, out, features)
     table_rows = read_table(table)
@@ -277,6 +299,8 @@ def _write_configs_when_complete(task, rows, out, features, preset):
 
 def add_baselines(preset, row, task_dir, data_dir=None):
     """`row` with the baseline columns of its model, measured on the model in `task_dir`."""
+    from demogen_fit.baselines import baseline_columns, sampled_examples
+
     _one_thread()
     model = pgdl.load_model(task_dir, row["model_id"])
     if weights_digest(model) != row["weights_digest"]:
@@ -289,8 +313,7 @@ def add_baselines(preset, row, task_dir, data_dir=None):
                                       *sampled_examples(model, (x, labels), margins))}
 
 
-def backfill(preset_name, out, workers=2, features="features_cache", data_dir=None,
-             progress=True):
+def backfill(preset_name, out, workers=2, features=None, data_dir=None, progress=True):
     """Add the baseline columns to every row of the preset's feature table that lacks them (for
     presets that have them), from the trained models under `out`; other columns stay as they
     are. Resumable: the table is rewritten after every model. Returns the rows."""
@@ -299,7 +322,7 @@ def backfill(preset_name, out, workers=2, features="features_cache", data_dir=No
     from tqdm import tqdm
 
     preset = _preset(preset_name)
-    table = pathlib.Path(features) / f"{preset.name}.csv"
+    table = pathlib.Path(features or features_folder(preset.name, out)) / f"{preset.name}.csv"
     out = pathlib.Path(out)
     rows = {(r["task"], r["model_id"]): r for r in read_table(table)}
     todo = [r for r in rows.values() if preset.baselines and not _has_baselines(r)]
@@ -338,6 +361,8 @@ def extremes(task):
     """The (fastest, slowest) configurations of a task: by forward multiply-adds, then by the
     settings that make an epoch longer or training need more of them (a smaller batch, a
     smaller learning rate, augmentation, more dropout and weight decay)."""
+    from demogen_fit.architectures import ARCHITECTURES
+
     def cost(item):
         _, hparams = item
         model = ARCHITECTURES[task.architecture](task.input_shape,
@@ -350,13 +375,14 @@ def extremes(task):
     return ranked[0], ranked[-1]
 
 
-def describe(preset_name, features="features_cache"):
+def describe(preset_name, features=None):
     """Per task of a preset, from its committed table: models measured of the grid, the share
     that met the stopping rule and that reached 0.95 train accuracy, the train accuracy and gap
     ranges, the standard error of a gap from the test-set size (sqrt(p (1 - p) / n_test) at the
     mean test accuracy), the gaps' standard deviation over it, and hours of one worker."""
     preset = _preset(preset_name)
-    rows = read_table(pathlib.Path(features) / f"{preset.name}.csv")
+    features = pathlib.Path(features or features_folder(preset.name))
+    rows = read_table(features / f"{preset.name}.csv")
     out = []
     for task in preset.tasks:
         own = [r for r in rows if r["task"] == task.name]
@@ -416,6 +442,8 @@ def pilot(preset_name, out, workers=2, data_dir=None, tasks=(), progress=True):
 
 def _manifest(preset, task):
     from importlib.metadata import version
+
+    import tensorflow as tf
 
     return {"preset": preset.name, "task": task.definition(),
             "seeds": {"data_subset_and_label_noise": task.data_seed,

@@ -178,8 +178,9 @@ def test_a_refused_submission_creates_nothing(broken_task, tmp_path, capsys, con
 def test_folders_without_models(tmp_path, capsys):
     (tmp_path / "net_0").mkdir()
     assert main(["signature", str(tmp_path)]) == 2
-    assert f"no model_* folders in task directory {tmp_path} (it holds ['net_0']); each model " \
-           "goes in a folder model_<id>" in capsys.readouterr().err
+    assert f"{tmp_path} is neither a task folder (with model_* folders or a model_configs.json) " \
+           "nor a folder of task folders (it holds ['net_0']); pass the folder of one task, " \
+           "whose models are model_<id> folders" in capsys.readouterr().err
     assert main(["ingest", "--submission", str(tmp_path), "--tasks", str(tmp_path), "--out",
                  str(tmp_path / "out")]) == 2
     assert "is neither a task folder (with model_* folders or a model_configs.json) nor a " \

@@ -103,3 +103,29 @@ def test_console_entry_point_runs(task):
 def test_unknown_zoo_preset_is_a_clear_error(capsys, tmp_path):
     assert main(["zoo", "--preset", "huge", "--out", str(tmp_path)]) == 2
     assert "unknown preset 'huge'; choose one of ['corpus', 'corpus_lockbox', 'demo', 'nin', 'tiny', 'vgg']" in capsys.readouterr().err
+
+
+def test_signature_reads_a_folder_of_task_folders(task, tmp_path, capsys):
+    for name in ("a", "b"):
+        (tmp_path / name).symlink_to(task, target_is_directory=True)
+    assert main(["signature", str(tmp_path), "--json", "--n-examples", "30"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert [(r["task"], r["model_id"]) for r in results] == \
+        [(t, m) for t in ("a", "b") for m in ("0", "1", "10")]
+    assert [r["signature"] for r in results[:3]] == [r["signature"] for r in results[3:]]
+    assert main(["signature", str(tmp_path), "--model", "1", "--n-examples", "30"]) == 0
+    out = capsys.readouterr().out
+    assert "a/model_1 (n_sampled 30" in out and "b/model_1 (n_sampled 30" in out
+
+
+def test_zoo_help_lists_the_presets_of_the_code_and_the_workers_default(capsys):
+    from demogen_fit.presets import PRESETS
+
+    with pytest.raises(SystemExit):
+        main(["zoo", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    names = [name + (" (scratch)" if preset.scratch else "")
+             for name, preset in sorted(PRESETS.items())]
+    assert f"--preset NAME the pool to train: {', '.join(names)} --task" in help_text
+    assert "tiny (scratch)" in names and "demo (scratch)" in names and "nin" in names
+    assert "one thread each (default 2)" in help_text

@@ -237,3 +237,12 @@ def test_a_run_without_its_data_writes_nothing(tmp_path, monkeypatch):
         zoo.run("tiny", tmp_path / "pool", workers=1, features=tmp_path / "features",
                 progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
+
+
+def test_only_the_committed_pools_write_into_features_cache(tmp_path):
+    assert zoo.features_folder("nin", tmp_path) == pathlib.Path("features_cache")
+    assert zoo.features_folder("corpus") == pathlib.Path("features_cache")
+    assert zoo.features_folder("tiny", tmp_path) == zoo.features_folder("demo", tmp_path) == \
+        tmp_path / "features"
+    with pytest.raises(ValueError, match="tiny is a scratch preset.*pass --out DIR"):
+        zoo.features_folder("tiny")

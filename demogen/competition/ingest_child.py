@@ -6,7 +6,9 @@ Run as a script (never imported by demogen): it reads a job from stdin, {"submis
 submission prints goes to stderr. It loads demogen/competition/pgdl.py and demogen/console.py by
 their paths and then forgets the installed demogen modules they imported, so that the submission
 imports its own copy of demogen.
-TensorFlow's start-up lines are silenced, so that a dead child's last words are its own.
+TensorFlow's start-up lines are silenced, so that a dead child's last words are its own, and it
+writes nothing outside the task, the submission's temporary folder and demogen's cache folder
+(demogen/console.py).
 """
 
 import importlib
@@ -63,7 +65,8 @@ def main():
         protocol.write(json.dumps(message) + "\n")
         protocol.flush()
 
-    _load("console.py").quiet_tensorflow()
+    sys.dont_write_bytecode = True  # no __pycache__ of autograph's generated files in $TMPDIR
+    _load("console.py").import_tensorflow()
     pgdl = _load("competition/pgdl.py")
     for name in [m for m in sys.modules if m == "demogen" or m.startswith("demogen.")]:
         del sys.modules[name]  # pgdl.py imported the installed demogen; the submission has its own

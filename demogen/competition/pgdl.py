@@ -14,7 +14,8 @@ Writer: :func:`layer_config`, :func:`write_weights_hdf5`, :func:`write_model`,
 
 Models are built with ``tf.keras`` only from an allowlist of plain layer classes; layers that
 can carry code (``Lambda``, any other class) and serialized objects in arguments need
-``allow_code_layers=True``.
+``allow_code_layers=True``. TensorFlow is imported by the functions that build a model or read
+or write a dataset, so that reading JSON files and grids (scoring) does not load it.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ import tempfile
 
 import h5py
 import numpy as np
-import tensorflow as tf
 
 from demogen.competition.tasks import configs_candidates
 
@@ -74,10 +74,6 @@ _INT_ARGS = frozenset({
 })
 
 _SHARD_GLOB = "shard_*.tfrecord"
-_FEATURES = {
-    "inputs": tf.io.FixedLenFeature([], tf.string),
-    "output": tf.io.FixedLenFeature([], tf.string),
-}
 
 
 # --------------------------------------------------------------------------- reader
@@ -157,6 +153,8 @@ _TRUST = ("only if you trust this task, build it with allow_code_layers=True (Py
 
 def _make_layer(index: int, spec: dict, allow_code_layers: bool):
     """One tf.keras layer from a config.json layer entry (index is its 0-based position)."""
+    import tensorflow as tf
+
     if not isinstance(spec, dict) or "layer_name" not in spec:
         raise ValueError(f"layer #{index}: expected a dict with a 'layer_name' key, got {spec!r}")
     kwargs = dict(spec)
@@ -193,6 +191,8 @@ def build_model(config: dict, allow_code_layers: bool = False):
     ``config`` is {"model_config": [{"layer_name": CLASS, **kwargs}, ...], "input_shape": [H, W, C]};
     the model is built for input shape [None] + input_shape.
     """
+    import tensorflow as tf
+
     if not isinstance(config, dict) or "model_config" not in config or "input_shape" not in config:
         raise ValueError("config must be a dict with keys 'model_config' and 'input_shape'")
     layers = [_make_layer(i, spec, allow_code_layers)
@@ -255,10 +255,14 @@ def load_dataset(task_dir, split: str = "train") -> tf.data.Dataset:
     Shards are read in sorted order, examples in file order. The input shape is taken from the
     first example.
     """
+    import tensorflow as tf
+
     shards = shard_paths(pathlib.Path(task_dir) / "dataset_1" / split)
+    features = {"inputs": tf.io.FixedLenFeature([], tf.string),
+                "output": tf.io.FixedLenFeature([], tf.string)}
 
     def parse(record):
-        feats = tf.io.parse_single_example(record, _FEATURES)
+        feats = tf.io.parse_single_example(record, features)
         x = tf.io.parse_tensor(feats["inputs"], tf.float32)
         y = tf.io.parse_tensor(feats["output"], tf.int32)
         return x, tf.ensure_shape(y, [])
@@ -338,6 +342,8 @@ def layer_config(model) -> list[dict]:
     Keeps the constructor arguments that differ from their defaults; drops the name, dtype,
     trainable flag and initializers/regularizers/constraints (weights are loaded afterwards).
     """
+    import tensorflow as tf
+
     if not isinstance(model, tf.keras.Sequential):
         raise ValueError(f"expected a tf.keras.Sequential, got {type(model).__name__}")
     out = []
@@ -390,6 +396,8 @@ def write_model(model_dir, model, input_shape) -> None:
 
 
 def _example(x, y) -> bytes:
+    import tensorflow as tf
+
     def feature(t):
         data = tf.io.serialize_tensor(t).numpy()
         return tf.train.Feature(bytes_list=tf.train.BytesList(value=[data]))
@@ -407,6 +415,8 @@ def write_dataset(split_dir, x, y, n_shards: int = 1) -> None:
     Examples are split into contiguous shards, so reading the shards in sorted order gives back
     the original order. Stale shard files from an earlier write are removed.
     """
+    import tensorflow as tf
+
     x = np.asarray(x, dtype=np.float32)
     y = np.asarray(y)
     if len(x) != len(y):

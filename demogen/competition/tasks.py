@@ -30,8 +30,12 @@ def find_tasks(tasks_dir, reference=None, require_configs=True):
     folders = [root] if _is_task(root) else sorted(p for p in root.iterdir()
                                                    if p.is_dir() and _is_task(p))
     if not folders:
-        raise FileNotFoundError(f"{root} is neither a task folder (with model_* folders or a "
-                                "model_configs.json) nor a folder of task folders")
+        raise FileNotFoundError(
+            f"{root} is neither a task folder (with model_* folders or a model_configs.json) nor "
+            f"a folder of task folders (it holds {sorted(p.name for p in root.iterdir())[:10]}); "
+            "pass the folder of one task, whose models are model_<id> folders with config.json "
+            "and weights.hdf5, or the folder that holds such task folders (what demogen zoo "
+            "--out writes)")
     tasks = []
     for folder in folders:
         candidates = configs_candidates(folder, reference)

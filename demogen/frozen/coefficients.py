@@ -53,10 +53,9 @@ import math
 
 import numpy as np
 
-from demogen.defaults import SHIPPED_PREDICTORS
+from demogen.defaults import EXTRACTOR_VERSION, SHIPPED_PREDICTORS
 from demogen.measure.features import FEATURES_VERSION, groups_of
 from demogen.measure.layers import SLOTS
-from demogen.measure.margins import EXTRACTOR_VERSION
 from demogen.measure.signature import STATISTICS, feature_names
 
 SCHEMA_VERSIONS = (1, 2)

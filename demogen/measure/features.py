@@ -26,8 +26,7 @@ import numpy as np
 
 from demogen.measure import weights
 from demogen.measure.layers import SLOTS
-from demogen.measure.margins import Margins, extract_margins
-from demogen.measure.signature import STATISTICS, feature_names, quartile_signature
+from demogen.measure.signature import STATISTICS, Margins, feature_names, quartile_signature
 
 FEATURES_VERSION = 1  # goes up when a feature changes or one is added
 MARGINS, WEIGHTS = "margins", "weights"
@@ -119,6 +118,8 @@ def needs_of(groups):
 def measure(model, data, needs=(MARGINS, WEIGHTS), **extract_kwargs):
     """The Measurement of a trained model: margins on a seeded sample of `data` (options of
     extract_margins) when "margins" is needed, kernel spectra when "weights" is."""
+    from demogen.measure.margins import extract_margins  # with TensorFlow
+
     return Measurement(
         margins=extract_margins(model, data, **extract_kwargs) if MARGINS in needs else None,
         spectra=tuple(weights.spectra(model)) if WEIGHTS in needs else None)

@@ -5,13 +5,12 @@ ordinary tensors that a GradientTape can differentiate against. It works the sam
 and functional models built by Keras 3 or by tf_keras (the legacy Keras 2), because it only uses
 what both share: `model.layers`, `layer.input` and the `_keras_history` of symbolic tensors.
 
-Layers are referred to by their position in `model.layers`; the model's input is `INPUT`.
+Layers are referred to by their position in `model.layers`; the model's input is `INPUT`. The
+layer kinds (WEIGHTED, ACTIVATIONS, ...) need no TensorFlow; a ModelGraph imports it.
 """
 
 import dataclasses
 import warnings
-
-import tensorflow as tf
 
 INPUT = -1
 
@@ -62,6 +61,8 @@ class ModelGraph:
     """The layers of `model` in forward order, each with the positions of the layers it reads."""
 
     def __init__(self, model):
+        import tensorflow as tf
+
         self.layers = list(model.layers)
         inputs = list(getattr(model, "inputs", None) or [])
         outputs = list(getattr(model, "outputs", None) or [])
@@ -106,6 +107,8 @@ class ModelGraph:
     def _find_logits(self, k):
         """The position of the layer that computes the logits, and, when that layer applies
         softmax itself, a linear twin of it to compute them with."""
+        import tensorflow as tf
+
         layer = self.layers[k]
         if activation_name(layer) != "softmax":
             return k, None
@@ -121,6 +124,8 @@ class ModelGraph:
 
     def input_shape_of(self, k):
         """Shape (without batch) of the tensor layer k reads."""
+        import tensorflow as tf
+
         parent = self.inbound[k].layer
         if parent == INPUT:
             return self.input_shape
@@ -132,11 +137,15 @@ class ModelGraph:
 
     def consumers(self, k):
         """Positions of the layers that read the output of layer k."""
+        import tensorflow as tf
+
         return [j for j, parents in self.inbound.items()
                 if any(ref.layer == k for ref in tf.nest.flatten(parents))]
 
     def is_cut(self, k):
         """Whether every path from the input to the output passes through the output of layer k."""
+        import tensorflow as tf
+
         if k == INPUT:
             return True
         return not any(ref.layer < k < j
@@ -145,6 +154,8 @@ class ModelGraph:
     def forward(self, x, taps):
         """Run the model on x in inference mode; return the outputs of the `taps` layers, the
         logits and the model's own output."""
+        import tensorflow as tf
+
         values = {INPUT: [x]}
         for k in sorted(self.inbound):
             args = tf.nest.map_structure(lambda ref: values[ref.layer][ref.index], self.inbound[k])

@@ -1,4 +1,5 @@
-"""Margins at four layers of a Keras classifier, and the signatures that summarize them.
+"""Margins at four layers of a Keras classifier (the Margins and Signature they give are in
+demogen.measure.signature, which needs no TensorFlow).
 
 The first-order distance of example x to the boundary between its true class i and the highest
 other class j, measured at layer l (docs/method.md section 1):
@@ -9,95 +10,16 @@ In inference mode the examples of a batch do not interact, so one backward pass 
 sum_k (f_i - f_j)(x_k) gives every example's gradient at all chosen layers at once.
 """
 
-import dataclasses
-import math
-import warnings
-
 import numpy as np
 import tensorflow as tf
 
-from demogen.defaults import DEFAULTS
+from demogen.defaults import DEFAULTS, EXTRACTOR_VERSION
 from demogen.measure.graph import ModelGraph
 from demogen.measure.layers import SLOTS, choose_layers
 from demogen.measure.sampling import sample
-from demogen.measure.signature import SUMMARIES, feature_names
+from demogen.measure.signature import Margins, feature_names
 
-EXTRACTOR_VERSION = 1
 _CHECKED = 32  # examples of the first batch on which the model's own output is compared
-
-
-@dataclasses.dataclass(frozen=True)
-class Signature:
-    """The signature of one model: `values[i]` is the feature `names[i]`."""
-    values: np.ndarray
-    names: list
-    layers: list
-    settings: dict
-    n_used: list
-    notes: list
-
-    def as_dict(self):
-        """A JSON-ready description."""
-        return {"layers": list(self.layers), "names": list(self.names),
-                "signature": [None if math.isnan(v) else float(v) for v in self.values],
-                "n_used": list(self.n_used), "settings": dict(self.settings),
-                "notes": list(self.notes)}
-
-
-@dataclasses.dataclass(frozen=True)
-class Margins:
-    """Per-example margins at the four layer slots (input, h1, h2, h3) of one model.
-
-    gradient_norms: (4, n) || grad_{x^l} (f_i - f_j) || at each slot.
-    total_variation: (4,) the sum of per-coordinate variances of each layer's activations over
-        the same n examples.
-    output_margin: (n,) f_i - f_j, positive where the example is classified correctly.
-    """
-    gradient_norms: np.ndarray
-    total_variation: np.ndarray
-    output_margin: np.ndarray
-    layers: list
-    settings: dict
-    notes: list
-
-    @property
-    def distances(self):
-        """(4, n) signed, unnormalized d(x^l) = output margin / gradient norm; NaN where the
-        gradient vanishes."""
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(self.gradient_norms > 0, self.output_margin / self.gradient_norms,
-                            np.nan)
-
-    def normalized(self):
-        """Distances divided by the square root of each layer's total variation."""
-        for label, variation in zip(self.layers, self.total_variation):
-            if not variation > 0:
-                raise ValueError(f"layer {label} has zero total variation over the "
-                                 f"{len(self.output_margin)} examples (its activations are "
-                                 "constant, e.g. dead ReLUs), so margins there cannot be "
-                                 "normalized; use normalize=False or name other layers")
-        return self.distances / np.sqrt(self.total_variation)[:, None]
-
-    def signature(self, statistic="quartile", normalize=True, signed=False):
-        """The 20-number signature: per slot, five statistics of the (normalized) distances;
-        positive distances only unless `signed`."""
-        names = feature_names(SLOTS, statistic)
-        distances = self.normalized() if normalize else self.distances
-        notes = list(self.notes)
-        values, used = [], []
-        for row in distances:
-            row = row[np.isfinite(row)]
-            if not signed:
-                row = row[row > 0]
-            values.append(SUMMARIES[statistic](row))
-            used.append(int(row.size))
-        if not signed and used[0] == 0:
-            notes.append("no example is classified correctly: the signature is NaN")
-            warnings.warn("no sampled example is classified correctly, so there are no positive "
-                          "margins: the signature is NaN (pass signed=True to use all margins)",
-                          stacklevel=2)
-        settings = dict(self.settings, statistic=statistic, normalize=normalize, signed=signed)
-        return Signature(np.concatenate(values), names, list(self.layers), settings, used, notes)
 
 
 def _check_finite_weights(model):

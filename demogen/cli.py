@@ -485,7 +485,7 @@ def build_parser():
     zoo = commands.add_parser("zoo", help="train a preset's model pool into PGDL task folders",
                               description=cmd_zoo.__doc__, formatter_class=_ZooHelpFormatter)
     zoo.add_argument("--preset", required=True, metavar="NAME",
-                     help="the pool to train (docs/pools.md)")
+                     help="the pool to train")
     zoo.add_argument("--task", nargs="+", metavar="NAME",
                      help="train only these tasks of the preset (default: all)")
     zoo.add_argument("--pilot", action="store_true",

@@ -183,7 +183,8 @@ def _two_part_file(path, n_examples, seed):
     return str(path)
 
 
-def test_complexity_of_a_two_part_file_subtracts_from_the_measured_training_accuracy(tmp_path):
+def test_complexity_of_a_two_part_file_subtracts_from_the_measured_training_accuracy(
+        tmp_path, monkeypatch):
     model = cnn()
     x, y = data_for(model, n=300)
     ds = tf.data.Dataset.from_tensor_slices((x, y.astype(np.int32)))
@@ -194,6 +195,9 @@ def test_complexity_of_a_two_part_file_subtracts_from_the_measured_training_accu
     other = predictor.complexity(model, ds, _two_part_file(tmp_path / "b", 100, 4))
     assert other == pytest.approx(sample_accuracy(model, ds, 100, 4) - test_part, rel=1e-9)
     assert other != same
+    # 8,192 examples of a 300-example set: the whole set, as the margin sample is: no extra pass.
+    monkeypatch.setattr(predictor, "sample_accuracy", lambda *a, **k: pytest.fail("extra pass"))
+    assert predictor.complexity(model, ds, _two_part_file(tmp_path / "c", 8192, 0)) == same
 
 
 def test_sample_accuracy_is_the_models_own_predictions_on_the_sample():

@@ -50,14 +50,12 @@ def predict(frozen, model, ds):
     row = np.array([[values[name] for name in frozen.features]])
     train_accuracy = None
     if frozen.two_part:
-        settings = frozen.train_accuracy
         margins = measurement.margins
-        if margins is not None and (settings["n_examples"], settings["seed"]) == (
-                sample["n_examples"], sample["seed"]):
-            train_accuracy = [features.sample_accuracy_of(margins)]  # the same examples
+        if margins is not None and _same_examples(frozen.train_accuracy, margins.settings):
+            train_accuracy = [features.sample_accuracy_of(margins)]
         else:
             train_accuracy = [sample_accuracy(model, ds, batch_size=sample["batch_size"],
-                                              **settings)]
+                                              **frozen.train_accuracy)]
     undefined = frozen.undefined(row)[0]
     if undefined.any():
         named = [f"{name} = {values[name]}" + (" under log" if transform == "log" else "")
@@ -69,3 +67,12 @@ def predict(frozen, model, ds):
                       + (f" ({'; '.join(reasons)})" if reasons else "")
                       + f"; predicting the fallback {frozen.fallback}", stacklevel=3)
     return float(frozen.predict_many(row, train_accuracy)[0])
+
+
+def _same_examples(settings, margin_settings):
+    """Whether a training-accuracy sample is the margin sample: the same size and seed, or both
+    the whole training set (the margin sample took every example, and so would this one)."""
+    whole = margin_settings["n_sampled"] < margin_settings["n_examples"]
+    return ((settings["n_examples"], settings["seed"])
+            == (margin_settings["n_examples"], margin_settings["seed"])
+            or (whole and settings["n_examples"] >= margin_settings["n_sampled"]))

@@ -15,6 +15,8 @@ breakdown:
 - trace: compiling the margin step (`tf.function` tracing, the first call's overhead);
 - loop: the compiled margin step on every batch;
 - check: `_check_reproduces` (the model's own output on the first batch);
+- train accuracy: a two-part predictor's forward pass over its own training-accuracy sample
+  (8,192 examples for the shipped one), its first draw of that sample included;
 - rest: everything else (layer view, layer rule, weight checks, numpy work, signature, fit).
 Targets: at most 10 s for the first model of a task, at most 4 s for each later one. It also
 times the floor (one forward and one backward pass on the sampled examples) to give the figures
@@ -142,7 +144,7 @@ def run(task, n_models, sampling_rounds, program_dir):
             total = time.perf_counter() - start
         breakdown.finish(total)
         totals.append(total)
-        print(f"model {k}: complexity {total:6.2f} s = {breakdown.line()}  (predicted gap "
+        print(f"model {k}: complexity {total:6.2f} s = {breakdown.line()}  (prediction "
               f"{value:.4f}; load_model {load:.2f} s, not included)")
     inputs, _ = sampling.sample(ds, INPUT_SHAPE, 10, settings["n_examples"], settings["seed"])
     floor = floor_seconds(model, inputs, settings["batch_size"])

@@ -6,18 +6,21 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from demogen.frozen import predictor as predictor_module
 from demogen.measure import margins as margins_module
 from demogen.measure.sampling import sample_indices
 
-PARTS = ("sampling", "trace", "loop", "check", "rest")
+PARTS = ("sampling", "trace", "loop", "check", "train accuracy", "rest")
 
 
 class Breakdown:
     """Times the parts of `extract_margins` by wrapping the functions demogen.measure.margins
     calls: sampling (`sample`), trace (building and tracing the compiled margin step, done here
     explicitly before its first call: its input signature is fixed, so the first call then does
-    not trace again), loop (the compiled step's calls), check (`_check_reproduces`); `rest` is
-    what the caller's total leaves (see `finish`)."""
+    not trace again), loop (the compiled step's calls), check (`_check_reproduces`), and the
+    forward pass of a two-part predictor's training accuracy (`sample_accuracy` as
+    demogen.frozen.predictor calls it, its own sampling included); `rest` is what the caller's
+    total leaves (see `finish`)."""
 
     def __init__(self):
         self.parts = dict.fromkeys(PARTS[:-1], 0.0)
@@ -56,11 +59,14 @@ class Breakdown:
         margins_module.sample = timed("sampling", saved["sample"])
         margins_module._margin_step = margin_step
         margins_module._check_reproduces = timed("check", saved["_check_reproduces"])
+        accuracy = predictor_module.sample_accuracy
+        predictor_module.sample_accuracy = timed("train accuracy", accuracy)
         try:
             yield self
         finally:
             for name, value in saved.items():
                 setattr(margins_module, name, value)
+            predictor_module.sample_accuracy = accuracy
 
 
 def best_time(run, repeats):

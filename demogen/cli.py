@@ -190,9 +190,10 @@ def _verdict(scores):
 def _what_it_predicts(frozen):
     """One line on what the selected predictor's number is."""
     if frozen.two_part:
-        return (f"selected is a two-part prediction: gap = the training accuracy measured on "
-                f"{frozen.train_accuracy['n_examples']:,} sampled training examples minus a test "
-                f"accuracy predicted from {', '.join(frozen.features)}.")
+        return ("selected is a two-part prediction: gap = the training accuracy measured on a "
+                f"seeded sample of {frozen.train_accuracy['n_examples']:,} training examples (all "
+                "of them where there are fewer) minus a test accuracy predicted from "
+                f"{', '.join(frozen.features)}.")
     if frozen.target == "score":
         return ("selected returns a ranking score, not a gap: a higher score predicts a larger "
                 "gap, which is all the competition's scores read.")

@@ -16,7 +16,7 @@ breakdown:
 - loop: the compiled margin step on every batch;
 - check: `_check_reproduces` (the model's own output on the first batch);
 - train accuracy: a two-part predictor's forward pass over its own training-accuracy sample
-  (8,192 examples for the shipped one), its first draw of that sample included;
+  (4,096 examples for the shipped one), its first draw of that sample included;
 - rest: everything else (layer view, layer rule, weight checks, numpy work, signature, fit).
 Targets: at most 10 s for the first model of a task, at most 4 s for each later one. It also
 times the floor (one forward and one backward pass on the sampled examples) to give the figures

@@ -57,11 +57,12 @@ INPUT_QUARTILES = ("qrt.input.q1", "qrt.input.q2")
 # The test-accuracy part of a two-part predictor reads only features that do not encode the
 # training accuracy: the margins of correctly classified examples and the total variations.
 MANY = _signature("qrt") + _signature("qrt.unnorm") + tuple(f"tv.{slot}" for slot in SLOTS)
-# The training accuracy a two-part predictor measures at predict time: a seeded sample of 8,192
+# The training accuracy a two-part predictor measures at predict time: a seeded sample of 4,096
 # training examples (one forward pass over them), where the margin sample has 2,048; the sample
-# size was set after benchmarks/train_accuracy_sample.py measured what 2,048 costs (it changes
-# no corpus figure: every corpus task has fewer training examples, so both are the whole set).
-TRAIN_ACCURACY = {"n_examples": 4 * DEFAULTS["n_examples"], "seed": DEFAULTS["seed"]}
+# size was set after benchmarks/train_accuracy_sample.py measured what 2,048 costs and
+# benchmarks/complexity.py what a forward pass costs (it changes no corpus figure: every corpus
+# task has fewer training examples, so both samples are the whole set).
+TRAIN_ACCURACY = {"n_examples": 2 * DEFAULTS["n_examples"], "seed": DEFAULTS["seed"]}
 
 RIDGE_ALPHAS = (100.0, 10.0, 1.0, 0.1)  # on standardized features; strongest penalty first
 LASSO_ALPHAS = (0.01, 0.003, 0.001, 0.0003)

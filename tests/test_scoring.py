@@ -282,3 +282,29 @@ def test_bad_input_is_refused_with_a_helpful_message():
         conditional_mutual_information([1, 2, 3, 4], [1, 2, 3, 4], hparams[:3])
     with pytest.raises(ValueError, match="at least 2 models"):
         kendall_tau([1.0], [2.0])
+
+
+def test_one_rule_for_undefined_scores_in_every_report():
+    """score_task: an undefined score is None with its reason; mean_scores counts it as 0 and
+    says how often; the competition's scorer and the transfer evaluation go through it."""
+    import pandas as pd
+
+    from demogen.competition import evaluation, scoring
+    from demogen_fit import transfer
+
+    hparams = [{"a": a} for a in (0, 0, 1, 1)]
+    gaps = [0.1, 0.2, 0.3, 0.4]
+    constant = scoring.score_task([1.0] * 4, gaps, hparams)
+    assert constant["kendall_tau"] is None and "constant" in constant["undefined"]["kendall_tau"]
+    ranked = scoring.score_task([1.0, 2.0, 3.0, 4.0], gaps, hparams)
+    assert ranked["kendall_tau"] == 1.0 and "undefined" not in ranked
+    mean = scoring.mean_scores({"x": constant, "y": ranked})
+    assert mean["kendall_tau"] == 0.5 and mean["undefined"]["kendall_tau"] == 1
+    configs = {str(i): {"metrics": {"train_acc": 1.0, "test_acc": 1.0 - g}} for i, g in
+               enumerate(gaps)}
+    assert evaluation.score_task([1.0] * 4, configs, {str(i): h for i, h in
+                                                       enumerate(hparams)}) == constant
+    table = pd.DataFrame({"task": "t", "model_id": ["0", "1", "2", "3"], "preset": "x",
+                          "error": "", "hp.a": [0, 0, 1, 1], "gap": gaps, "train_acc": 1.0})
+    assert transfer.Corpus(table).score(np.ones(4), "t") == constant
+    assert transfer.Corpus(table).within_tau(np.ones(4), "t") == 0.0

@@ -281,6 +281,25 @@ def test_lockbox_tasks_are_left_out_unless_asked_for(monkeypatch, tmp_path, caps
         assert report["lockbox"] == {"tasks": ["t3"], "included": bool(extra)}
 
 
+def test_the_library_leaves_lockbox_tasks_out_unless_asked(monkeypatch):
+    """The rule lives in transfer.evaluate itself, so a notebook cannot include them by
+    accident."""
+    from demogen_fit import presets
+
+    grid = {"a": (0, 1), "b": (0, 1), "c": (0, 1), "d": (0, 1)}
+    preset = presets.Preset("synthetic", tuple(
+        presets.Task(f"t{k}", f"f{k}", "mlp", "digits", 100, grid, 1, lockbox=k == 3)
+        for k in range(4)))
+    monkeypatch.setitem(presets.PRESETS, "synthetic", preset)
+    table = synthetic()
+    default = transfer.evaluate(table, ["output_margin"], views=("task",), n_jobs=1)
+    assert sorted(default["tasks"]) == ["t0", "t1", "t2"]
+    assert "t3" not in default["candidates"]["output_margin"]["tasks"]
+    assert default["lockbox"] == {"tasks": ["t3"], "included": False}
+    asked = transfer.evaluate(table, ["output_margin"], views=("task",), n_jobs=1, lockbox=True)
+    assert sorted(asked["tasks"]) == ["t0", "t1", "t2", "t3"]
+
+
 def test_the_lockbox_is_a_table_of_its_own_with_pairs_no_corpus_task_uses():
     from demogen_fit import presets
 

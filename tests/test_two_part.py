@@ -80,6 +80,25 @@ def test_the_two_part_candidate_recovers_both_parts_and_a_gap_regression_does_no
     assert all(tau < 0.6 for tau in worse.values()) and np.mean(list(worse.values())) < 0
 
 
+@pytest.mark.parametrize("name", ["train_accuracy", "two_part_input", "two_part_input_within",
+                                  "rank_few", "rank_few_task_scaled"])
+def test_the_held_out_tasks_gaps_never_reach_its_fits_or_choices(name):
+    """Shuffling the held-out task's gaps and test accuracies (what the two-part and ranking
+    heads learn from) changes neither its predictions nor the inner scores of its choice."""
+    table = two_part_corpus()
+    shuffled = table.copy()
+    rows = shuffled["task"] == "t1"
+    order = np.random.default_rng(5).permutation(rows.sum())
+    for column in ("gap", "test_acc"):
+        shuffled.loc[rows, column] = shuffled.loc[rows, column].to_numpy()[order]
+    candidate = candidates.CANDIDATES[name]
+    a = transfer.Evaluator(transfer.Corpus(table), candidate)
+    b = transfer.Evaluator(transfer.Corpus(shuffled), candidate)
+    np.testing.assert_array_equal(a.held_out({"t1"})[0], b.held_out({"t1"})[0])
+    units = {t: (t,) for t in ("t0", "t1", "t2", "t3")}
+    assert a.inner_tau(units, "t1") == b.inner_tau(units, "t1")
+
+
 def test_ranking_pairs_stay_inside_a_task_and_clear_the_threshold():
     rng = np.random.default_rng(1)
     tasks = np.repeat(["a", "b", "c"], [7, 5, 9])
@@ -195,9 +214,9 @@ def test_complexity_of_a_two_part_file_subtracts_from_the_measured_training_accu
     other = predictor.complexity(model, ds, _two_part_file(tmp_path / "b", 100, 4))
     assert other == pytest.approx(sample_accuracy(model, ds, 100, 4) - test_part, rel=1e-9)
     assert other != same
-    # 8,192 examples of a 300-example set: the whole set, as the margin sample is: no extra pass.
+    # 4,096 examples of a 300-example set: the whole set, as the margin sample is: no extra pass.
     monkeypatch.setattr(predictor, "sample_accuracy", lambda *a, **k: pytest.fail("extra pass"))
-    assert predictor.complexity(model, ds, _two_part_file(tmp_path / "c", 8192, 0)) == same
+    assert predictor.complexity(model, ds, _two_part_file(tmp_path / "c", 4096, 0)) == same
 
 
 def test_sample_accuracy_is_the_models_own_predictions_on_the_sample():

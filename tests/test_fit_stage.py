@@ -150,7 +150,10 @@ def task(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("joblib")
+    """One joblib store for the task folder, so that its models are measured once: read_task
+    and $DEMOGEN_CACHE use this folder as given; `--cache` (a string, to which joblib adds
+    "joblib") is given its parent."""
+    return tmp_path_factory.mktemp("cache") / "joblib"
 
 
 def test_task_folder_features_are_measured_once_then_cached(task, cache, monkeypatch):
@@ -177,7 +180,8 @@ def test_task_folder_features_are_measured_once_then_cached(task, cache, monkeyp
 
 def test_cli_fit_on_a_task_folder(task, cache, tmp_path, capsys):
     out = tmp_path / "c.json"
-    assert main(["fit", str(task), "--json", "--out", str(out), "--cache", str(cache)]) == 0
+    assert main(["fit", str(task), "--json", "--out", str(out),
+                 "--cache", str(cache.parent)]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["n_models"] + len(report["dropped"]) == 30
     assert coefficients.load(out).pool["sources"] == [{"task_folder": str(task)}]
@@ -269,16 +273,22 @@ def test_pools_with_different_hyperparameters_fit_together(capsys):
     assert json.loads(capsys.readouterr().out)["n_models"] == 283 + 30
 
 
-def test_a_fit_on_a_task_folder_leaves_features_cache_committable(task, tmp_path, monkeypatch,
+def test_a_fit_on_a_task_folder_leaves_features_cache_committable(task, cache, monkeypatch,
                                                                      capsys):
     """joblib's cache goes to $DEMOGEN_CACHE (else ~/.cache/demogen), never into the folder of
     committed tables, where its .gitignore would hide new tables from git."""
-    monkeypatch.setenv("DEMOGEN_CACHE", str(tmp_path / "cache"))
-    assert tables.cache_dir() == tmp_path / "cache"
+    tables.read_task(task, cache, progress=False)  # every model in the store (measured once)
+    monkeypatch.setenv("DEMOGEN_CACHE", str(cache))
+    assert tables.cache_dir() == cache
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("measured again: the fit did not read $DEMOGEN_CACHE")
+
+    monkeypatch.setattr(features, "measure", refuse)
     before = set((tables.REPOSITORY / "features_cache").rglob("*"))
     assert main(["fit", str(task), "--json"]) == 0
     assert set((tables.REPOSITORY / "features_cache").rglob("*")) == before
-    assert any((tmp_path / "cache").rglob("*.pkl")) or any((tmp_path / "cache").iterdir())
+    assert any(cache.rglob("*.pkl")) or any(cache.iterdir())
 
 
 def test_tables_of_different_feature_versions_are_refused(tmp_path):

@@ -1,4 +1,8 @@
-"""Shared helpers: small Keras models with seeded random weights."""
+"""Shared helpers: small Keras models with seeded random weights; the suite's default of one
+pytest-xdist worker per core.
+
+TensorFlow is imported on first use (`from conftest import keras, layers` or a model helper),
+so that pytest-xdist's controlling process, which runs no test, does not load it."""
 
 import os
 
@@ -6,10 +10,36 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
-keras = tf.keras
-layers = keras.layers
+
+def _keras():
+    import tensorflow as tf
+
+    return tf.keras
+
+
+def __getattr__(name):
+    if name == "keras":
+        return _keras()
+    if name == "layers":
+        return _keras().layers
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config):
+    """Without -n, run on one pytest-xdist worker per core, each test file on one worker (so that
+    its module fixtures are built once); only where pytest-xdist is installed, the machine has
+    two cores or more, the tests asked for may span more than one file, and neither --pdb nor
+    --collect-only asks for one process. `-n 0` runs the tests in this process."""
+    files = {arg.split("::")[0] for arg in config.args}
+    one_file = len(files) == 1 and next(iter(files)).endswith(".py")
+    if (config.pluginmanager.hasplugin("xdist") and not hasattr(config, "workerinput")
+            and config.option.numprocesses is None and len(os.sched_getaffinity(0)) > 1
+            and not one_file and not config.option.usepdb and not config.option.collectonly):
+        config.option.numprocesses = "auto"
+        if config.option.dist == "no":
+            config.option.dist = "loadfile"
 
 
 def randomize(model, seed=0, scale=0.5):
@@ -28,6 +58,8 @@ def randomize(model, seed=0, scale=0.5):
 
 def cnn(input_shape=(12, 12, 1), n_classes=5, seed=0):
     """A small CNN with batch norm (random moving statistics) and dropout."""
+    keras = _keras()
+    layers = keras.layers
     model = keras.Sequential([
         keras.Input(input_shape),
         layers.Conv2D(6, 3, padding="same"),
@@ -46,6 +78,8 @@ def cnn(input_shape=(12, 12, 1), n_classes=5, seed=0):
 
 def resnet(input_shape=(10, 10, 2), n_classes=4, blocks=2, seed=0):
     """A small functional residual network: a stem conv, `blocks` residual blocks, logits."""
+    keras = _keras()
+    layers = keras.layers
     inputs = keras.Input(input_shape)
     x = layers.Conv2D(4, 3, padding="same", activation="relu")(inputs)
     for _ in range(blocks):
@@ -76,6 +110,8 @@ def rng():
 
 def softmax_mlp(seed=0):
     """An MLP whose last layer applies softmax itself."""
+    keras = _keras()
+    layers = keras.layers
     model = keras.Sequential([keras.Input((5,)), layers.Dense(8, activation="relu"),
                               layers.Dense(3, activation="softmax")])
     return randomize(model, seed)

@@ -8,11 +8,14 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.stats
 from pgdl_task import small_cnn
+from sklearn.model_selection import GroupKFold
 
 from demogen import margin_signature
 from demogen.cli import main
 from demogen.competition import pgdl
+from demogen.competition.scoring import conditional_mutual_information
 from demogen.frozen import coefficients
 from demogen.measure import features
 from demogen_fit import ablations, freeze, tables
@@ -98,18 +101,90 @@ def test_ablation_table_has_every_row_and_the_paper_beside(pool):
     measured = table.dropna(subset=["adjusted_r2"])
     assert {"qrt+log", "sf+log", "best4+log", "hyperparameters only (one-hot)",
             "label noise only"} <= set(measured["row"])
-    assert (measured["adjusted_r2"] <= 1).all()
     assert measured.set_index("row").loc["sf+log", "n_features"] == 4
+    # the figures against numpy's least squares on the models with a signature
+    kept = measurable(pool)
+    gap = kept["gap"].to_numpy()
+    moments = ablations.columns("mom", "moment")
+    lm = [f"lm.{slot}" for slot in ("input", "h1", "h2", "h3")]
+    expected = {"qrt+log": adjusted_r2(np.log(kept[ablations.QUARTILES]), gap),
+                "qrt+linear": adjusted_r2(kept[ablations.QUARTILES], gap),
+                "moment+log": adjusted_r2(np.log(kept[moments]), gap),
+                "LM+linear": adjusted_r2(kept[lm], gap),
+                # sf: the one statistic that fits best at all four layers
+                "sf+log": max(adjusted_r2(np.log(kept[ablations.QUARTILES[s::5]]), gap)
+                              for s in range(5)),
+                # one indicator: R^2 is the share of the variance between the noise levels
+                "label noise only": adjusted(between_share(gap, kept["label_noise"]), len(gap),
+                                             1)}
+    got = measured.set_index("row").loc[list(expected)]
+    assert (got["n_models"] == len(kept)).all()
+    assert got["adjusted_r2"].to_dict() == pytest.approx(expected, rel=1e-9)
     layers = ablations.per_layer(pool)
     assert list(layers["layer"]) == ["input", "h1", "h2", "h3", "all"]
     assert (layers["adjusted_r2"].iloc[:4] < layers["adjusted_r2"].iloc[4]).all()
+    assert list(layers["adjusted_r2"]) == pytest.approx(
+        [adjusted_r2(np.log(kept[ablations.QUARTILES[5 * k:5 * k + 5]]), gap)
+         for k in range(4)] + [expected["qrt+log"]], rel=1e-9)
+
+
+def measurable(pool):
+    """The models of the pool with a signature (the usable ones), picked by hand."""
+    kept = pool[(pool["error"] == "") & pool[ablations.QUARTILES].notna().all(axis=1)]
+    assert len(kept) == 283
+    return kept.reset_index(drop=True)
+
+
+def adjusted(r2, n, p):
+    return 1 - (1 - r2) * (n - 1) / (n - p - 1)
+
+
+def least_squares(X, y, new=None):
+    """numpy's least-squares fit of y on X with an intercept: its predictions on `new` (by
+    default X)."""
+    X = np.asarray(X)
+    solution = np.linalg.lstsq(np.column_stack([np.ones(len(X)), X]), y, rcond=None)[0]
+    return solution[0] + (X if new is None else np.asarray(new)) @ solution[1:]
+
+
+def r2(y, prediction):
+    return 1 - np.sum((y - prediction) ** 2) / np.sum((y - y.mean()) ** 2)
+
+
+def adjusted_r2(X, y):
+    """Adjusted R^2 of the least-squares fit of y on X."""
+    return adjusted(r2(y, least_squares(X, y)), len(y), X.shape[1])
+
+
+def between_share(y, labels):
+    """The share of the variance of y that lies between the groups of `labels`."""
+    frame = pd.DataFrame({"y": y, "label": labels})
+    means = frame.groupby("label")["y"].transform("mean")
+    return np.sum((means - y.mean()) ** 2) / np.sum((y - y.mean()) ** 2)
 
 
 def test_competition_view_scores_each_task(pool):
     view = ablations.competition_view(pool)
     assert set(view["task"]) == {"nin_clean", "nin_noise20"}
     assert set(view["predictions"]) == {"in-sample", "out-of-fold"}
-    assert view["kendall_tau"].between(-1, 1).all() and view["cmi"].between(0, 100).all()
+    # the least-squares fit on all models and on scikit-learn's grouped folds, scored by scipy
+    # (tau-b) and by the competition's CMI (checked against its literal program in test_scoring)
+    kept = measurable(pool)
+    X, gap = np.log(kept[ablations.QUARTILES].to_numpy()), kept["gap"].to_numpy()
+    predictions = {"in-sample": least_squares(X, gap), "out-of-fold": np.zeros(len(gap))}
+    folds = GroupKFold(10, shuffle=True, random_state=0)
+    for train, test in folds.split(X, groups=tables.configuration_groups(kept)):
+        predictions["out-of-fold"][test] = least_squares(X[train], gap[train], X[test])
+    for row in view.itertuples():
+        rows = (kept["task"] == row.task).to_numpy()
+        p, g = predictions[row.predictions][rows], gap[rows]
+        hparams = kept.loc[rows, tables.hparam_columns(kept)].rename(columns=lambda c: c[3:])
+        assert row.n_models == rows.sum() == 144 - 5 * (row.task == "nin_clean")
+        assert row.r2 == pytest.approx(r2(g, p), rel=1e-9)
+        assert row.kendall_tau == pytest.approx(scipy.stats.kendalltau(p, g).statistic,
+                                                abs=1e-12)
+        assert row.cmi == pytest.approx(
+            conditional_mutual_information(p, g, hparams.to_dict("records")), abs=1e-9)
 
 
 def test_cli_fit_json_writes_a_loadable_file(tmp_path, capsys):
@@ -150,7 +225,10 @@ def task(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("joblib")
+    """One joblib store for the task folder, so that its models are measured once: read_task
+    and $DEMOGEN_CACHE use this folder as given; `--cache` (a string, to which joblib adds
+    "joblib") is given its parent."""
+    return tmp_path_factory.mktemp("cache") / "joblib"
 
 
 def test_task_folder_features_are_measured_once_then_cached(task, cache, monkeypatch):
@@ -177,7 +255,8 @@ def test_task_folder_features_are_measured_once_then_cached(task, cache, monkeyp
 
 def test_cli_fit_on_a_task_folder(task, cache, tmp_path, capsys):
     out = tmp_path / "c.json"
-    assert main(["fit", str(task), "--json", "--out", str(out), "--cache", str(cache)]) == 0
+    assert main(["fit", str(task), "--json", "--out", str(out),
+                 "--cache", str(cache.parent)]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["n_models"] + len(report["dropped"]) == 30
     assert coefficients.load(out).pool["sources"] == [{"task_folder": str(task)}]
@@ -269,16 +348,22 @@ def test_pools_with_different_hyperparameters_fit_together(capsys):
     assert json.loads(capsys.readouterr().out)["n_models"] == 283 + 30
 
 
-def test_a_fit_on_a_task_folder_leaves_features_cache_committable(task, tmp_path, monkeypatch,
+def test_a_fit_on_a_task_folder_leaves_features_cache_committable(task, cache, monkeypatch,
                                                                      capsys):
     """joblib's cache goes to $DEMOGEN_CACHE (else ~/.cache/demogen), never into the folder of
     committed tables, where its .gitignore would hide new tables from git."""
-    monkeypatch.setenv("DEMOGEN_CACHE", str(tmp_path / "cache"))
-    assert tables.cache_dir() == tmp_path / "cache"
+    tables.read_task(task, cache, progress=False)  # every model in the store (measured once)
+    monkeypatch.setenv("DEMOGEN_CACHE", str(cache))
+    assert tables.cache_dir() == cache
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("measured again: the fit did not read $DEMOGEN_CACHE")
+
+    monkeypatch.setattr(features, "measure", refuse)
     before = set((tables.REPOSITORY / "features_cache").rglob("*"))
     assert main(["fit", str(task), "--json"]) == 0
     assert set((tables.REPOSITORY / "features_cache").rglob("*")) == before
-    assert any((tmp_path / "cache").rglob("*.pkl")) or any((tmp_path / "cache").iterdir())
+    assert any(cache.rglob("*.pkl")) or any(cache.iterdir())
 
 
 def test_tables_of_different_feature_versions_are_refused(tmp_path):

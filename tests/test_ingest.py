@@ -188,11 +188,11 @@ def test_a_resume_with_another_submission_or_other_tasks_is_refused(tasks, tmp_p
 
 def test_score_reads_a_folder_holding_only_model_configs(tasks, tmp_path, capsys):
     """The released archives' reference_data: <task>/model_configs.json and nothing else."""
-    code = "def complexity(model, ds):\n    return float(len(model.layers))\n"
-    ingest(folder_submission(tmp_path / "s", code), tasks / "input_data", tmp_path / "pred",
-           progress=False)
     reference = tmp_path / "reference_data"
+    (tmp_path / "pred").mkdir()
     for task in ("a", "b"):
+        pgdl.write_json(tmp_path / "pred" / f"{task}.predict",
+                        {f"model_{i}": float(i % 3) for i in range(8)})
         found = pgdl.find_model_configs(tasks / "input_data" / task)
         (reference / task).mkdir(parents=True)
         (reference / task / "model_configs.json").write_bytes(found.read_bytes())

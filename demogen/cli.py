@@ -262,9 +262,11 @@ def cmd_score(args):
 def cmd_zoo(args):
     """Train a preset's tasks into PGDL-format task folders under --out (resumable: finished
     models are never retrained), and write its feature table, side files and each task's
-    model_configs.json under --features; rows made before the baseline features existed get
-    them from the trained models. With --pilot, train only the fastest and the slowest
-    configuration of every task into --out (a scratch folder) and print the projected cost."""
+    model_configs.json under --features; rows that lack a feature group of this demogen (or hold
+    an old version of one) get it from the trained models under --out. With --remeasure, such
+    rows whose models are gone are retrained instead (weights digest checked, weights dropped).
+    With --pilot, train only the fastest and the slowest configuration of every task into --out
+    (a scratch folder) and print the projected cost."""
     from demogen_fit import zoo
 
     features = args.features or zoo.features_folder(args.preset, args.out)
@@ -281,8 +283,15 @@ def cmd_zoo(args):
         rows = zoo.pilot(args.preset, args.out, **options)
         _print_pilot(rows, args.workers)
         return 0
-    zoo.run(args.preset, args.out, features=features, **options)
-    rows = zoo.backfill(args.preset, args.out, args.workers, features, args.data_dir)
+    if args.remeasure:
+        rows, mismatches = zoo.remeasure(args.preset, args.out, features=features, **options)
+        if mismatches:
+            print(f"{args.preset}: {len(mismatches)} retrained model(s) differ from their rows "
+                  "(kept as they were):\n  " + "\n  ".join(mismatches), file=sys.stderr)
+            return 1
+    else:
+        zoo.run(args.preset, args.out, features=features, **options)
+        rows = zoo.backfill(args.preset, args.out, args.workers, features, args.data_dir)
     gaps = [row["gap"] for row in rows]
     failed = sum(1 for row in rows if row["error"])
     print(f"{args.preset}: {len(rows)} models in {args.out}, gap from {min(gaps):.3f} to "
@@ -492,6 +501,10 @@ def build_parser():
     zoo.add_argument("--pilot", action="store_true",
                      help="train only the fastest and slowest configuration of every task into "
                           "--out (scratch) and print the projected cost")
+    zoo.add_argument("--remeasure", action="store_true",
+                     help="retrain the models of the rows that lack a feature group of this "
+                          "demogen (or hold an old version of one) into --out (scratch), check "
+                          "each weights digest against its row, add the groups, drop the weights")
     zoo.add_argument("--describe", action="store_true",
                      help="train nothing: print per task, from the committed table, the models "
                           "measured, the share fitted, accuracy and gap ranges, the gap's "

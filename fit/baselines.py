@@ -8,15 +8,17 @@
 - lm: the large-margin quantity of Elsayed et al. (2018) at the signature's four layers.
 
 Like the signature, the quartiles use positive output margins only (correctly classified
-examples).
+examples). They are members of the feature registry (demogen.measure.registry) registered by
+this module: the producer "baselines" (which needs the margins) and the groups spectral,
+jacobian and lm, marked not shipped, so that the runtime never computes them and a frozen
+predictor cannot name them.
 """
 
 import numpy as np
-import tensorflow as tf
 
+from demogen.measure import features
 from demogen.measure.graph import WEIGHTED, ModelGraph, class_name
 from demogen.measure.layers import SLOTS
-from demogen.measure.sampling import sample
 from demogen.measure.signature import STATISTICS, quartile_signature
 
 BASELINES_VERSION = 1
@@ -71,6 +73,7 @@ def log_spectral_complexity(model):
 def _jacobian_step(graph):
     """A compiled function of a batch x: the logits and each example's Jacobian of the logits
     with respect to its input, flattened to (n_classes, input size)."""
+    import tensorflow as tf
 
     def step(x):
         with tf.GradientTape() as tape:
@@ -111,6 +114,8 @@ def large_margin(distances, gamma=LM_GAMMA):
 
 def sampled_examples(model, data, margins):
     """The examples `extract_margins(model, data)` measured `margins` on: (inputs, labels)."""
+    from demogen.measure.sampling import sample  # with TensorFlow
+
     graph = ModelGraph(model)
     return sample(data, graph.input_shape, graph.n_classes, margins.settings["n_examples"],
                   margins.settings["seed"])
@@ -123,7 +128,7 @@ def _quartile_columns(prefix, values):
 
 def baseline_columns(model, margins, inputs, labels):
     """The baseline columns of one model, {column: value}: spectral.* (and
-    spectral.log_complexity), jacobian.*, lm.* and baselines_version. `margins` comes from
+    spectral.log_complexity), jacobian.* and lm.*. `margins` comes from
     extract_margins and `inputs, labels` are the examples it sampled (`sampled_examples`); the
     logits at `inputs` must reproduce its output margins."""
     logits, norms = jacobian_norms(model, inputs)
@@ -142,5 +147,22 @@ def baseline_columns(model, margins, inputs, labels):
     return {**_quartile_columns("spectral", margin[positive] / np.exp(log_complexity)),
             "spectral.log_complexity": log_complexity,
             **_quartile_columns("jacobian", margin[with_norm] / norms[with_norm]),
-            **{f"lm.{slot}": float(v) for slot, v in zip(SLOTS, large_margin(margins.distances))},
-            "baselines_version": BASELINES_VERSION}
+            **{f"lm.{slot}": float(v) for slot, v in zip(SLOTS, large_margin(margins.distances))}}
+
+
+def _measure(model, data, sample, measurement):
+    margins = measurement.margins
+    return baseline_columns(model, margins, *sampled_examples(model, data, margins))
+
+
+QUARTILES = STATISTICS["quartile"]
+BASELINE_GROUPS = {
+    "spectral": tuple(f"spectral.{s}" for s in QUARTILES) + ("spectral.log_complexity",),
+    "jacobian": tuple(f"jacobian.{s}" for s in QUARTILES),
+    "lm": tuple(f"lm.{slot}" for slot in SLOTS)}
+features.register_producer("baselines", features.Producer(
+    BASELINES_VERSION, _measure, needs=("margins",), shipped=False))
+for _name, _columns in BASELINE_GROUPS.items():
+    features.register(_name, features.Group(
+        _columns, "baselines", lambda columns, names=_columns: [columns[c] for c in names],
+        shipped=False))

@@ -35,9 +35,10 @@ from sklearn.linear_model import Lasso, LinearRegression, Ridge
 
 from demogen.defaults import DEFAULTS
 from demogen.frozen import coefficients
+from demogen.measure import features
 from demogen.measure.layers import SLOTS
 from demogen.measure.signature import STATISTICS
-from demogen_fit import freeze, ranking
+from demogen_fit import freeze, ranking, tables
 
 QUARTILES = STATISTICS["quartile"]
 
@@ -245,6 +246,7 @@ def fit(candidate, table, pool=None):
     if not candidate.shippable:
         raise ValueError(f"candidate {candidate.name!r} is a floor, not a predictor: it has no "
                          "frozen form")
+    versions = tables.table_versions(table, features.groups_of(candidate.features))
     phi = _phi(candidate, table)
     gaps = table["gap"].to_numpy(dtype=np.float64)
     keep = (table["error"].fillna("") == "").to_numpy() & np.isfinite(phi).all(axis=1)
@@ -301,7 +303,8 @@ def fit(candidate, table, pool=None):
             candidate.name, list(candidate.features), list(candidate.transforms), head, fallback,
             pool, {"parameter": parameter},
             target="score" if candidate.output == "score" else candidate.target,
-            train_accuracy=TRAIN_ACCURACY if candidate.target == "test_acc" else None)
+            train_accuracy=TRAIN_ACCURACY if candidate.target == "test_acc" else None,
+            feature_versions=versions)
     return out
 
 

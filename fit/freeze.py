@@ -9,7 +9,7 @@ from importlib.metadata import version
 from demogen.competition import pgdl
 from demogen.defaults import DEFAULTS, EXTRACTOR_VERSION
 from demogen.frozen import coefficients
-from demogen.measure.features import FEATURES_VERSION
+from demogen.measure import features as registry
 from demogen.measure.layers import SLOTS
 from demogen.measure.signature import feature_names
 from demogen_fit import ablations, regression, tables
@@ -83,15 +83,17 @@ def trees_head(model):
 
 
 def predictor_dict(name, features, transforms, head, fallback, pool, metrics, target="gap",
-                   train_accuracy=None):
-    """A validated schema-2 predictor object, with this demogen's extractor defaults, features
-    version and the versions it was created with; a two-part one (target "test_acc") with its
+                   train_accuracy=None, feature_versions=None):
+    """A validated schema-2 predictor object, with this demogen's extractor defaults, the
+    versions of the features' groups (default: this demogen's; a fit passes those of its
+    tables) and the versions it was created with; a two-part one (target "test_acc") with its
     `train_accuracy` settings."""
     obj = {"schema_version": coefficients.PREDICTOR_SCHEMA_VERSION, "name": name,
            "target": target, "features": list(features), "transforms": list(transforms),
            "head": head, "fallback": float(fallback),
            "extractor": {"version": EXTRACTOR_VERSION, **DEFAULTS},
-           "features_version": FEATURES_VERSION, "pool": pool, "metrics": metrics,
+           "feature_versions": feature_versions or registry.versions(registry.groups_of(features)),
+           "pool": pool, "metrics": metrics,
            "created_with": {p: version(p) for p in ("demogen", "numpy", "scikit-learn")}}
     if train_accuracy is not None:
         obj["train_accuracy"] = dict(train_accuracy)

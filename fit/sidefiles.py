@@ -34,6 +34,19 @@ def write(target, measurement, test_correct, train_correct, history):
               "n_train": np.int64(train_correct.size),
               "history": np.array([history.accuracy, history.cross_entropy],
                                   dtype=np.float64).reshape(2, -1).T}
+    _write_arrays(target, arrays)
+
+
+def add(target, measurement):
+    """Add a measurement's producers (those a side file keeps) to an existing side file,
+    atomically; what it held stays."""
+    with np.load(target, allow_pickle=False) as archive:
+        arrays = dict(archive)
+    arrays.update(features.to_arrays(measurement))
+    _write_arrays(target, arrays)
+
+
+def _write_arrays(target, arrays):
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     target = pathlib.Path(target)

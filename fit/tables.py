@@ -21,7 +21,8 @@ from demogen.competition import pgdl
 from demogen.competition.tasks import configs_candidates
 from demogen.console import cache_folder
 from demogen.defaults import DEFAULTS
-from demogen.measure.features import FEATURES_VERSION
+from demogen.measure import features
+from demogen_fit import baselines  # noqa: F401  (registers the ablations' baseline groups)
 from demogen_fit import sources as data_sources
 from demogen_fit.presets import PRESETS
 
@@ -44,11 +45,29 @@ SETTINGS = ("extractor_version", "n_examples", "sample_seed")
 # The columns of a feature table that hold text (`source`: what read_sources adds); every other
 # cell is a number, empty for NaN.
 TEXT_COLUMNS = ("task", "model_id", "preset", "weights_digest", "layers", "error",
-                "feature_errors", "source")
+                "feature_errors", "versions", "source")
+# Tables made before feature groups had versions of their own (with a features_version or
+# baselines_version column, or neither: only version 1 of each ever existed) hold version "1.1"
+# of every group whose columns they have.
+LEGACY_VERSION = "1.1"
+REFRESH = ("`demogen zoo --preset NAME --out DIR` (from the trained models there; with "
+           "--remeasure where they are gone, by a checked retrain)")
 
 
 def _parse(row):
     return {key: value if key in TEXT_COLUMNS else _number(value) for key, value in row.items()}
+
+
+def _with_versions(rows, header):
+    """Rows of a table made before the `versions` column get one (LEGACY_VERSION of every
+    group with a column in the header)."""
+    if "versions" in header:
+        return rows
+    held = " ".join(f"{g}={LEGACY_VERSION}" for g, spec in features.GROUPS.items()
+                    if set(spec.names) & set(header))
+    for row in rows:
+        row["versions"] = held
+    return rows
 
 
 def _number(text):
@@ -65,7 +84,8 @@ def read_table(path):
     if not pathlib.Path(path).is_file():
         return []
     with open(path, newline="", encoding="utf-8") as handle:
-        return [_parse(row) for row in csv.DictReader(handle)]
+        reader = csv.DictReader(handle)
+        return _with_versions([_parse(row) for row in reader], reader.fieldnames or ())
 
 
 def write_table(path, rows):
@@ -95,11 +115,11 @@ def read_csv(path):
         if reader.fieldnames is None:
             raise ValueError(f"feature table {path} is empty; write it again with demogen zoo "
                              "(or restore it with git checkout)")
-        rows = [_parse(row) for row in reader]
+        rows = _with_versions([_parse(row) for row in reader], reader.fieldnames)
     if not rows:
         raise ValueError(f"feature table {path} has a header but no rows; run demogen zoo to "
                          "fill it, or leave it out")
-    table = pd.DataFrame(rows, columns=reader.fieldnames)
+    table = pd.DataFrame(rows, columns=list(dict.fromkeys([*reader.fieldnames, *rows[0]])))
     missing = [c for c in ("task", "model_id", "gap", "train_acc", "test_acc", *SETTINGS)
                if c not in table.columns]
     if missing:
@@ -136,13 +156,13 @@ def _model_row(task_dir, model_id, model_sha256, data_sha256, versions):
     from demogen_fit.zoo import measure, weights_digest
 
     settings = {"extractor_version": EXTRACTOR_VERSION, "n_examples": DEFAULTS["n_examples"],
-                "sample_seed": DEFAULTS["seed"], "features_version": FEATURES_VERSION}
+                "sample_seed": DEFAULTS["seed"]}
     try:
         model = pgdl.load_model(task_dir, model_id)
     except (ValueError, OSError) as error:
         return {**settings, "weights_digest": "", "layers": "", "feature_errors": "",
                 "error": f"the model could not be loaded: {error}"}
-    columns, _ = measure(model, pgdl.load_dataset(task_dir, "train"), baselines=True)
+    columns, _ = measure(model, pgdl.load_dataset(task_dir, "train"), list(features.GROUPS))
     return {**settings, "weights_digest": weights_digest(model), **columns}
 
 
@@ -162,8 +182,6 @@ def read_task(task_dir, cache=None, progress=True):
     hyperparameters); each model is measured once, then read from joblib's cache."""
     import joblib
     from tqdm import tqdm
-
-    from demogen_fit.baselines import BASELINES_VERSION  # with TensorFlow, which measuring needs
 
     task_dir = pathlib.Path(task_dir)
     configs = pgdl.read_model_configs(task_dir)
@@ -185,7 +203,7 @@ def read_task(task_dir, cache=None, progress=True):
         metrics = configs[model_id]["metrics"]
         rows.append({"task": task_dir.name, "model_id": model_id, "preset": "",
                      **measure(str(task_dir.resolve()), model_id, file_digest(model_files),
-                               data_sha, (EXTRACTOR_VERSION, BASELINES_VERSION, FEATURES_VERSION)),
+                               data_sha, (EXTRACTOR_VERSION, versions_text(features.GROUPS))),
                      **{f"hp.{k}": v for k, v in hparams[model_id].items()},
                      "train_acc": metrics["train_acc"], "test_acc": metrics["test_acc"],
                      "gap": metrics["train_acc"] - metrics["test_acc"], "n_test": n_test})
@@ -227,11 +245,21 @@ def _preset_task(preset, task):
     return known.get(task)
 
 
+def versions_text(groups):
+    """The `versions` cell of a row that holds these groups: "group=version ..."."""
+    return " ".join(f"{group}={features.version(group)}" for group in groups)
+
+
+def parse_versions(text):
+    """{group: version} of a `versions` cell."""
+    return dict(item.split("=", 1) for item in str(text).split()) if text else {}
+
+
 def check_settings(table):
-    """Refuse a table whose rows were made with different extractor versions or settings."""
+    """Refuse a table whose rows were made with different extractor versions or settings, or
+    hold different versions of one feature group."""
     measured = table[table["error"] == ""]
-    for column in [c for c in SETTINGS + ("baselines_version", "features_version")
-                   if c in table.columns]:
+    for column in [c for c in SETTINGS if c in table.columns]:
         values = sorted(set(measured[column].dropna()))
         if len(values) > 1:
             by_source = measured.groupby("source")[column].unique().to_dict()
@@ -242,6 +270,36 @@ def check_settings(table):
         raise ValueError(f"the tables were made by extractor version "
                          f"{measured['extractor_version'].iloc[0]}, this demogen is version "
                          f"{EXTRACTOR_VERSION}; rebuild them with demogen zoo")
+    seen = {}
+    for text in measured["versions"] if "versions" in measured else ():
+        for group, value in parse_versions(text).items():
+            seen.setdefault(group, set()).add(value)
+    mixed = {group: sorted(values) for group, values in seen.items() if len(values) > 1}
+    if mixed:
+        raise ValueError("the tables mix versions of the feature groups " + ", ".join(
+            f"{group} ({', '.join(values)})" for group, values in mixed.items())
+            + f"; refresh the old rows with {REFRESH}, or fit the tables separately")
+
+
+def table_versions(table, groups):
+    """{group: version} of the given groups in the table's measured rows, which must be this
+    demogen's (a table without a `versions` column, built by hand, is taken as measured by
+    it)."""
+    if "versions" not in table:
+        return features.versions(groups)
+    held = {}
+    for text in table.loc[table["error"] == "", "versions"]:
+        held.update(parse_versions(text))
+    missing = [g for g in groups if g not in held]
+    if missing:
+        raise ValueError(f"the tables hold no features of the group(s) {', '.join(missing)}; "
+                         f"add them with {REFRESH}")
+    stale = {g: held[g] for g in groups if held[g] != features.version(g)}
+    if stale:
+        raise ValueError("the tables hold " + ", ".join(
+            f"{g} version {v} (this demogen computes {features.version(g)})"
+            for g, v in stale.items()) + f"; refresh them with {REFRESH}")
+    return {g: held[g] for g in groups}
 
 
 def usable(table, columns, transform="log"):

@@ -6,9 +6,12 @@ exists (written last, atomically); a finished model is never trained again, and 
 model folder is redone. Every model trains in a worker process with one thread (also with one
 worker), seeded: model <id> of a task is initialized, shuffled and augmented with seed int(id),
 with TensorFlow's op determinism on, so a retrain gives the same weights whatever the number of
-workers. Rows made before the baseline features existed get them from the models on disk
-(`backfill`). TensorFlow (with the architectures, training and baselines) is imported by the
-functions that build or measure a model, so that `describe` runs without it.
+workers. Every row records the version of each feature group it holds (`versions`); rows that
+lack a group the preset measures, or hold an old version of one, get it from the model on disk
+(`backfill`) or, with `remeasure`, from a deterministic retrain whose weights digest must equal
+the row's (the weights are dropped afterwards). TensorFlow (with the architectures and
+training) is imported by the functions that build or measure a model, so that `describe` runs
+without it.
 """
 
 import functools
@@ -26,9 +29,9 @@ from demogen import EXTRACTOR_VERSION
 from demogen.competition import pgdl
 from demogen.defaults import DEFAULTS
 from demogen.measure import features
-from demogen_fit import sidefiles, sources
+from demogen_fit import baselines, sidefiles, sources
 from demogen_fit.presets import PRESETS
-from demogen_fit.tables import read_table, write_table
+from demogen_fit.tables import parse_versions, read_table, versions_text, write_table
 
 MANIFEST = "zoo_manifest.json"  # inside each task folder: the competition's ingestion skips it
 
@@ -54,30 +57,39 @@ def _data(source, n_train, seed, label_noise, data_dir):
     return x, training.corrupt_labels(y, label_noise, seed=seed), x_test, y_test
 
 
-def measure(model, data, baselines=False):
-    """The feature columns of a trained model measured on its training data (a dataset or
-    (inputs, labels)), and its Measurement (None when the margins cannot be extracted, e.g. NaN
-    weights; the reason is then in "error"). Columns: layers, error, feature_errors (groups that
-    could not be computed, with the reason), every feature of demogen.measure.features, and with
-    `baselines` the baseline columns of the ablations."""
-    from demogen_fit.baselines import baseline_columns, sampled_examples
+def preset_groups(preset):
+    """The feature groups a preset's rows hold: every shipped group, and the ablations'
+    baselines where the preset measures them."""
+    return [g for g, spec in features.GROUPS.items()
+            if spec.shipped or (preset.baselines and g in baselines.BASELINE_GROUPS)]
 
+
+def measure(model, data, groups):
+    """The feature columns of a trained model measured on its training data (a dataset or
+    (inputs, labels)) for the given groups, and its Measurement (None when the margins cannot be
+    extracted, e.g. NaN weights; the reason is then in "error"). Columns: layers, error,
+    feature_errors (groups that could not be computed, with the reason), versions (of the
+    groups) and the groups' features."""
+    producers = features.producers_of(groups)
+    versions = versions_text(groups)
     try:
-        measurement = features.measure(model, data)
+        measurement = features.measure(model, data, producers,
+                                       tolerate=[p for p in producers if p != features.MARGINS])
     except (ValueError, np.linalg.LinAlgError) as error:
-        return {"layers": "", "error": str(error), "feature_errors": ""}, None
-    values, errors = features.compute(measurement)
-    columns = {"layers": " ".join(measurement.margins.layers), "error": "",
-               "feature_errors": "; ".join(f"{group}: {reason}" for group, reason in
-                                           errors.items()), **values}
-    if baselines:
-        try:
-            columns.update(baseline_columns(model, measurement.margins,
-                                            *sampled_examples(model, data, measurement.margins)))
-        except ValueError as error:  # e.g. a layer the spectral complexity is not defined for
-            columns["feature_errors"] = "; ".join(filter(None, [columns["feature_errors"],
-                                                                f"baselines: {error}"]))
-    return columns, measurement
+        return {"layers": "", "error": str(error), "feature_errors": "",
+                "versions": versions}, None
+    values, errors = features.compute(measurement, groups)
+    margins = measurement.margins
+    return {"layers": " ".join(margins.layers) if margins is not None else "", "error": "",
+            "feature_errors": "; ".join(f"{group}: {reason}" for group, reason in
+                                        errors.items()),
+            "versions": versions, **values}, measurement
+
+
+def missing_groups(row, groups):
+    """The groups that a row lacks or holds in another version than this demogen's."""
+    held = parse_versions(row.get("versions", ""))
+    return [g for g in groups if held.get(g) != features.version(g)]
 
 
 def _one_thread():
@@ -92,9 +104,16 @@ def _one_thread():
         pass
 
 
-def train_model(preset, task, model_id, hparams, task_dir, features_dir, data_dir=None):
+class DigestMismatch(ValueError):
+    """A retrained model whose weights differ from the ones its feature row was made from."""
+
+
+def train_model(preset, task, model_id, hparams, task_dir, features_dir, data_dir=None,
+                expected_digest=None):
     """Train one model, write it into the task folder (and its side file when the preset keeps
-    them), return its feature row."""
+    them), return its feature row. With `expected_digest` (a re-measure) the retrained weights
+    must have that digest, else DigestMismatch is raised before anything but the model folder is
+    written; the model folder (its weights) is then removed, since the row is all that is kept."""
     import tensorflow as tf
 
     from demogen_fit import train as training
@@ -114,18 +133,24 @@ def train_model(preset, task, model_id, hparams, task_dir, features_dir, data_di
     pgdl.write_weights_hdf5(model, model_dir / "weights_init.hdf5")
     history = training.fit_to_data(model, x, labels, epochs=task.epochs, stop_at=task.stop_at,
                                    seed=seed, **task.training(hparams))
+    digest = weights_digest(model)
+    if expected_digest is not None and digest != expected_digest:
+        shutil.rmtree(model_dir, ignore_errors=True)
+        raise DigestMismatch(
+            f"{task.name}/model_{model_id}: the retrained weights have digest {digest[:12]}..., "
+            f"the row's are {expected_digest[:12]}... (another TensorFlow build or training "
+            "code than the one that trained the pool); the row is kept as it was")
     train_correct = training.scores(model, x).argmax(axis=1) == labels
     test_correct = training.scores(model, x_test).argmax(axis=1) == y_test
     train_acc, test_acc = float(train_correct.mean()), float(test_correct.mean())
     pgdl.write_model(model_dir, model, task.input_shape)
     row = {"task": task.name, "model_id": model_id, "preset": preset.name, "seed": seed,
            "extractor_version": EXTRACTOR_VERSION, "n_examples": DEFAULTS["n_examples"],
-           "sample_seed": DEFAULTS["seed"], "features_version": features.FEATURES_VERSION,
-           "weights_digest": weights_digest(model),
+           "sample_seed": DEFAULTS["seed"], "weights_digest": digest,
            **{f"hp.{name}": value for name, value in hparams.items()},
            "train_acc": train_acc, "test_acc": test_acc, "gap": train_acc - test_acc,
            **_training_metrics(task, history)}
-    columns, measurement = measure(model, (x, labels), preset.baselines)
+    columns, measurement = measure(model, (x, labels), preset_groups(preset))
     if history.diverged:
         columns["error"] = f"training diverged: {history.diverged}"
     row.update(columns)
@@ -133,7 +158,10 @@ def train_model(preset, task, model_id, hparams, task_dir, features_dir, data_di
         sidefiles.write(sidefiles.path(features_dir, preset.name, task.name, model_id),
                         measurement, test_correct, train_correct, history)
     row["seconds"] = round(time.perf_counter() - start, 1)
-    pgdl.write_json(model_dir / "done.json", row)
+    if expected_digest is not None:
+        shutil.rmtree(model_dir)
+    else:
+        pgdl.write_json(model_dir / "done.json", row)
     return row
 
 
@@ -162,17 +190,16 @@ def _plain(value):
     return None if isinstance(value, float) and math.isnan(value) else value
 
 
-def _finished(preset, task, task_dir, table_rows, features_dir):
-    """{model id: row} of the models of `task` already finished with this extractor version. A
-    table row without the baseline columns (when the preset has them) counts only while its
-    model is on disk (so that `backfill` can add them); one without its side file (when the task
-    keeps them) does not count."""
+def _finished(preset, task, task_dir, table_rows, features_dir, remeasure=False):
+    """{model id: row} of the models of `task` already finished with this extractor version;
+    when re-measuring, a row that lacks a group of the preset (or holds an old version of one)
+    is not finished. A row without its side file (when the task keeps them) never is."""
+    groups = preset_groups(preset)
+
     def kept(row):
         side = task.stop_at is None or sidefiles.path(features_dir, preset.name, task.name,
                                                       row["model_id"]).is_file()
-        baselines = not preset.baselines or _has_baselines(row) or \
-            _model_done(task_dir, row["model_id"])
-        return side and baselines
+        return side and not (remeasure and missing_groups(row, groups))
 
     done = {r["model_id"]: r for r in table_rows
             if r["task"] == task.name and r["extractor_version"] == EXTRACTOR_VERSION and kept(r)}
@@ -192,12 +219,6 @@ def _write_task_data(task, task_dir, data_dir):
     pgdl.write_dataset(task_dir / "dataset_1" / "train", x, labels, n_shards=1)
     pgdl.write_dataset(task_dir / "dataset_1" / "test", x_test, y_test, n_shards=4)
     marker.write_text("")
-
-
-def _has_baselines(row):
-    from demogen_fit.baselines import BASELINES_VERSION
-
-    return row.get("baselines_version") == BASELINES_VERSION
 
 
 def _model_done(task_dir, model_id):
@@ -244,6 +265,21 @@ def features_folder(preset_name, out=None):
 def run(preset_name, out, workers=2, features=None, data_dir=None, progress=True, tasks=()):
     """Train every unfinished model of a preset (or of its tasks named in `tasks`); returns the
     rows of the preset's feature table (in `features`, by default `features_folder`)."""
+    return _train(preset_name, out, workers, features, data_dir, progress, tasks)[0]
+
+
+def remeasure(preset_name, out, workers=2, features=None, data_dir=None, progress=True,
+              tasks=()):
+    """Re-measure the rows of a preset's table that lack a feature group of this demogen (or
+    hold an old version of one) and whose models are gone: each is retrained into `out` (a
+    scratch folder) with the committed preset, its weights digest checked against the row's,
+    measured, its row and side file written, and its weights removed; resumable row by row.
+    Returns (rows, mismatches): a retrain whose digest differs leaves its row as it was and is
+    listed with the reason."""
+    return _train(preset_name, out, workers, features, data_dir, progress, tasks, remeasure=True)
+
+
+def _train(preset_name, out, workers, features, data_dir, progress, tasks, remeasure=False):
     from concurrent.futures import as_completed
 
     from tqdm import tqdm
@@ -261,21 +297,29 @@ def run(preset_name, out, workers=2, features=None, data_dir=None, progress=True
     for task in chosen:
         task_dir = out / task.name
         _write_task_data(task, task_dir, data_dir)
-        done = _finished(preset, task, task_dir, table_rows, features)
+        done = _finished(preset, task, task_dir, table_rows, features, remeasure)
         rows.update({(task.name, model_id): row for model_id, row in done.items()})
         jobs += [(task, model_id, hparams) for model_id, hparams in task.combinations()
                  if model_id not in done]
     for task in chosen:
         _write_configs_when_complete(task, rows, out, features, preset)
+    mismatches = []
     if jobs:
         executor = _executor(workers)
-        futures = [executor.submit(train_model, preset, task, model_id, hparams,
-                                   out / task.name, features, data_dir)
-                   for task, model_id, hparams in jobs]
+        futures = [executor.submit(
+            train_model, preset, task, model_id, hparams, out / task.name, features, data_dir,
+            rows[(task.name, model_id)]["weights_digest"]
+            if remeasure and (task.name, model_id) in rows else None)
+            for task, model_id, hparams in jobs]
         try:
             for future in tqdm(as_completed(futures), total=len(jobs),
                                desc=f"zoo {preset.name}", unit="model", disable=not progress):
-                row = future.result()
+                try:
+                    row = future.result()
+                except DigestMismatch as error:
+                    mismatches.append(str(error))
+                    tqdm.write(f"demogen: {error}")
+                    continue
                 rows[(row["task"], row["model_id"])] = row
                 write_table(table, rows.values())
                 _write_configs_when_complete(preset.task(row["task"]), rows, out, features,
@@ -284,7 +328,7 @@ def run(preset_name, out, workers=2, features=None, data_dir=None, progress=True
             executor.shutdown(wait=False, kill_workers=True)
             raise
     write_table(table, rows.values())
-    return list(rows.values())
+    return list(rows.values()), mismatches
 
 
 def _write_configs_when_complete(task, rows, out, features, preset):
@@ -297,48 +341,63 @@ def _write_configs_when_complete(task, rows, out, features, preset):
         pgdl.write_model_configs(features / preset.name / task.name, configs)
 
 
-def add_baselines(preset, row, task_dir, data_dir=None):
-    """`row` with the baseline columns of its model, measured on the model in `task_dir`."""
-    from demogen_fit.baselines import baseline_columns, sampled_examples
-
+def add_groups(preset, row, task_dir, groups, features_dir, data_dir=None):
+    """`row` with the given feature groups measured on its model in `task_dir` (whose weights
+    digest must be the row's), its side file updated with their producers' arrays."""
     _one_thread()
     model = pgdl.load_model(task_dir, row["model_id"])
     if weights_digest(model) != row["weights_digest"]:
         raise ValueError(f"the weights of {pathlib.Path(task_dir) / ('model_' + row['model_id'])} "
                          "are not the ones its feature row was made from (weights_digest "
                          "differs); retrain the pool into a fresh folder")
-    x, labels, _, _ = task_data(preset.task(row["task"]), data_dir)
-    margins = features.measure(model, (x, labels), needs=(features.MARGINS,)).margins
-    return {**row, **baseline_columns(model, margins,
-                                      *sampled_examples(model, (x, labels), margins))}
+    task = preset.task(row["task"])
+    x, labels, _, _ = task_data(task, data_dir)
+    columns, measurement = measure(model, (x, labels), groups)
+    held = {**parse_versions(row.get("versions", "")), **parse_versions(columns.pop("versions"))}
+    errors = "; ".join(filter(None, [row.get("feature_errors", ""), columns.pop("feature_errors")]))
+    if columns.pop("error"):
+        raise ValueError(f"{task.name}/model_{row['model_id']}: its margins cannot be measured "
+                         "again, though its row holds them")
+    columns.pop("layers")
+    side = sidefiles.path(features_dir, preset.name, task.name, row["model_id"])
+    if task.stop_at is not None and side.is_file():
+        sidefiles.add(side, measurement)
+    return {**row, **columns, "feature_errors": errors,
+            "versions": " ".join(f"{g}={v}" for g, v in held.items())}
 
 
-def backfill(preset_name, out, workers=2, features=None, data_dir=None, progress=True):
-    """Add the baseline columns to every row of the preset's feature table that lacks them (for
-    presets that have them), from the trained models under `out`; other columns stay as they
-    are. Resumable: the table is rewritten after every model. Returns the rows."""
+def backfill(preset_name, out, workers=2, features=None, data_dir=None, progress=True,
+             groups=None):
+    """Add the feature groups a row lacks (default: any of the preset's; or holds in an old
+    version) to every row of the preset's feature table, from the trained models under `out`
+    (their weights digests checked); other columns stay as they are. A row whose model is not on
+    disk is an error that says to re-measure (`remeasure` retrains it). Resumable: the table is
+    rewritten after every model. Returns the rows."""
     from concurrent.futures import as_completed
 
     from tqdm import tqdm
 
     preset = _preset(preset_name)
-    table = pathlib.Path(features or features_folder(preset.name, out)) / f"{preset.name}.csv"
+    groups = list(groups) if groups else preset_groups(preset)
+    features = pathlib.Path(features or features_folder(preset.name, out))
+    table = features / f"{preset.name}.csv"
     out = pathlib.Path(out)
     rows = {(r["task"], r["model_id"]): r for r in read_table(table)}
-    todo = [r for r in rows.values() if preset.baselines and not _has_baselines(r)]
-    missing = [f"{r['task']}/model_{r['model_id']}" for r in todo
-               if not _model_done(out / r["task"], r["model_id"])]
-    if missing:
+    todo = [(r, missing_groups(r, groups)) for r in rows.values()]
+    todo = [(r, missing) for r, missing in todo if missing and not r["error"]]
+    absent = [f"{r['task']}/model_{r['model_id']}" for r, _ in todo
+              if not _model_done(out / r["task"], r["model_id"])]
+    if absent:
         raise FileNotFoundError(
-            f"{len(missing)} model(s) of {table} are not (completely) on disk under {out}, e.g. "
-            f"{', '.join(missing[:3])}; rebuild them with `demogen zoo --preset {preset.name} "
-            f"--out {out}` (retraining is deterministic)")
+            f"{len(absent)} model(s) of {table} lack feature groups and are not (completely) on "
+            f"disk under {out}, e.g. {', '.join(absent[:3])}; re-measure them with `demogen zoo "
+            f"--preset {preset.name} --out SCRATCH --remeasure` (retraining is deterministic)")
     if todo:
         executor = _executor(workers)
-        futures = [executor.submit(add_baselines, preset, row, out / row["task"], data_dir)
-                   for row in todo]
+        futures = [executor.submit(add_groups, preset, row, out / row["task"], missing,
+                                   features, data_dir) for row, missing in todo]
         for future in tqdm(as_completed(futures), total=len(todo),
-                           desc=f"baselines {preset.name}", unit="model", disable=not progress):
+                           desc=f"backfill {preset.name}", unit="model", disable=not progress):
             row = future.result()
             rows[(row["task"], row["model_id"])] = row
             write_table(table, rows.values())

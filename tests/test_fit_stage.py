@@ -18,7 +18,7 @@ from demogen.competition import pgdl
 from demogen.competition.scoring import conditional_mutual_information
 from demogen.frozen import coefficients
 from demogen.measure import features
-from demogen_fit import ablations, freeze, tables
+from demogen_fit import ablations, candidates, freeze, tables
 
 VGG = tables.REPOSITORY / "features_cache" / "vgg.csv"
 
@@ -63,10 +63,11 @@ def test_mixed_extractor_versions_or_settings_are_refused(tmp_path):
     table.to_csv(tmp_path / "old.csv", index=False)
     with pytest.raises(ValueError, match="extractor version 0.*rebuild"):
         tables.read_sources([tmp_path / "old.csv"])
-    table = pd.read_csv(VGG, dtype=str)
-    table.loc[5, "baselines_version"] = "2"
+    table = pd.DataFrame(tables.read_table(VGG))
+    table.loc[5, "versions"] = table.loc[5, "versions"].replace("spectral=1.1", "spectral=2.1")
     table.to_csv(tmp_path / "baselines.csv", index=False)
-    with pytest.raises(ValueError, match="mix baselines_version values"):
+    with pytest.raises(ValueError, match=r"mix versions of the feature groups spectral "
+                                         r"\(1.1, 2.1\); refresh the old rows"):
         tables.read_sources([tmp_path / "baselines.csv"])
     with pytest.raises(ValueError, match="appears twice"):
         tables.read_sources([VGG, VGG])
@@ -239,7 +240,8 @@ def test_task_folder_features_are_measured_once_then_cached(task, cache, monkeyp
     assert row["gap"] == pytest.approx(row["train_acc"] - row["test_acc"])
     expected = margin_signature(pgdl.load_model(task, "7"), pgdl.load_dataset(task))
     np.testing.assert_allclose(row[ablations.QUARTILES].to_numpy(float), expected.values)
-    assert (table["baselines_version"] == 1).all() and "jacobian.q2" in table.columns
+    assert all(tables.parse_versions(v)["jacobian"] == features.version("jacobian")
+               for v in table["versions"]) and "jacobian.q2" in table.columns
 
     def refuse(*args, **kwargs):
         raise RuntimeError("measured again")
@@ -333,7 +335,7 @@ def test_a_task_folder_keeps_what_it_can_measure_of_each_model(tmp_path):
     assert np.isfinite(separable_row[ablations.QUARTILES].to_numpy(float)).all()
     assert np.isfinite(separable_row["w.log_spectral.mean"])
     assert np.isnan(separable_row["spectral.q2"])
-    assert "baselines: " in separable_row["feature_errors"]
+    assert "spectral: " in separable_row["feature_errors"]
     assert "SeparableConv2D" in separable_row["feature_errors"]
     assert re.search(r"weights\.hdf5 is not readable HDF5 .*truncated or corrupt", broken["error"])
 
@@ -367,9 +369,17 @@ def test_a_fit_on_a_task_folder_leaves_features_cache_committable(task, cache, m
 
 
 def test_tables_of_different_feature_versions_are_refused(tmp_path):
-    table = pd.read_csv(tables.CORPUS, dtype=str)
-    table.loc[0, "features_version"] = "0"
+    table = pd.DataFrame(tables.read_table(tables.CORPUS))
+    table.loc[0, "versions"] = table.loc[0, "versions"].replace("acc=1.1", "acc=1.0")
     table.to_csv(tmp_path / "mixed.csv", index=False)
-    with pytest.raises(ValueError, match="mix features_version values"):
+    with pytest.raises(ValueError, match=r"mix versions of the feature groups acc \(1.0, 1.1\)"):
         tables.read_sources([tmp_path / "mixed.csv"])
-    tables.read_sources([tables.CORPUS, tables.PRIMARY_POOL])  # older tables have no version
+    stale = table.assign(versions=table["versions"].str.replace("acc=1.1", "acc=1.0"))
+    stale.to_csv(tmp_path / "stale.csv", index=False)
+    with pytest.raises(ValueError, match=r"acc version 1.0 \(this demogen computes 1.1\); "
+                                         "refresh them"):
+        candidates.fit(candidates.CANDIDATES["train_accuracy"],
+                       tables.read_sources([tmp_path / "stale.csv"]))
+    # Tables made before the versions column hold version 1.1 of every group they have.
+    both = tables.read_sources([tables.CORPUS, tables.PRIMARY_POOL])
+    assert tables.table_versions(both, ["qrt", "acc"]) == {"qrt": "1.1", "acc": "1.1"}

@@ -27,9 +27,9 @@ def _valid(head=None, **changes):
            "head": head or {"kind": "linear", "coefficients": [0.5, -2.0, 0.25],
                             "intercept": 0.125},
            "fallback": 0.375, "extractor": {"version": EXTRACTOR_VERSION, **SETTINGS},
-           "features_version": features.FEATURES_VERSION, "pool": {"n_models": 3},
-           "metrics": {}, "created_with": {}}
+           "pool": {"n_models": 3}, "metrics": {}, "created_with": {}}
     obj.update(changes)
+    obj.setdefault("feature_versions", features.versions(features.groups_of(obj["features"])))
     return obj
 
 
@@ -109,6 +109,16 @@ def test_as_dict_round_trips_through_a_file(tmp_path, head):
     assert loaded == frozen and loaded.as_dict() == obj
 
 
+def test_a_file_of_one_features_version_loads_as_version_1_1_of_its_groups():
+    obj = _valid()
+    obj["features_version"] = obj.pop("feature_versions") and 1
+    frozen = coefficients.from_dict(obj)
+    assert frozen.feature_versions == {"qrt.unnorm": "1.1", "out": "1.1", "w": "1.1"}
+    assert frozen.as_dict() == _valid()
+    with pytest.raises(ValueError, match="features_version 2 is not one this demogen knows"):
+        coefficients.from_dict({**obj, "features_version": 2})
+
+
 def test_schema_1_loads_as_a_predictor_and_writes_back_as_it_was():
     shipped = coefficients.load(predictor="paper_nin")
     assert isinstance(shipped, coefficients.Predictor) and shipped.head["kind"] == "linear"
@@ -127,9 +137,13 @@ def _set_node(key, node, value):
 @pytest.mark.parametrize("head, change, message", [
     (None, lambda c: c.pop("fallback"), "missing keys fallback"),
     (None, lambda c: c["features"].append("qrt.h4.q2"),
-     r"c.json: unknown feature\(s\) qrt.h4.q2; .* groups qrt, .*w; name only these columns"),
-    (None, lambda c: c.update(features_version=features.FEATURES_VERSION + 1),
-     "features of version .*refit with `demogen fit`"),
+     r"c.json: unknown feature\(s\) qrt.h4.q2; .* groups qrt, .*w\b.*; name only these columns"),
+    (None, lambda c: c["feature_versions"].update(w="1.2"),
+     r"groups have changed since: w version 1.2 \(this demogen computes 1.1\); refit"),
+    (None, lambda c: c["feature_versions"].pop("out"),
+     "feature_versions must give the version of exactly the groups qrt.unnorm, out, w"),
+    (None, lambda c: c.update(features="jacobian.q2 out.q2 w.n_kernels".split()),
+     "the groups jacobian are offline baselines"),
     (None, lambda c: c["extractor"].update(version=EXTRACTOR_VERSION + 1),
      "extractor version .*refit with `demogen fit`"),
     (None, lambda c: c["extractor"].update(statistic="quartile"), "exactly the keys"),
@@ -183,7 +197,7 @@ def test_a_weights_only_predictor_extracts_no_margins(tmp_path, monkeypatch):
     obj = _valid(features=["w.log_spectral.mean", "w.log_frobenius.sum"],
                  transforms=["linear", "log"], head=_trees_head())
     expected = coefficients.from_dict(obj).predict_many([[
-        features.compute(features.measure(model, None, {"weights"}), ["w"])[0][name]
+        features.compute(features.measure(model, None, [features.SPECTRA]), ["w"])[0][name]
         for name in obj["features"]]])[0]
 
     def refuse(*args, **kwargs):

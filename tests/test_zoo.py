@@ -10,9 +10,8 @@ import pytest
 
 from demogen.cli import main
 from demogen.competition import pgdl
+from demogen_fit import baselines, tables, zoo
 from demogen_fit import train as training
-from demogen_fit import zoo
-from demogen_fit.baselines import BASELINES_VERSION
 from demogen_fit.presets import PRESETS
 
 
@@ -59,7 +58,7 @@ def test_feature_table_matches_the_signature_command(tiny, capsys):
     assert all(r["extractor_version"] == 1 and r["error"] == "" for r in table)
     assert len([c for c in table[0] if c.startswith(("qrt", "mom"))]) == 8 * 20
     for row in table:
-        assert row["baselines_version"] == BASELINES_VERSION
+        assert tables.parse_versions(row["versions"])["spectral"] == "1.1"
         assert len(baseline_values(row)) == 5 + 1 + 5 + 4
         assert np.isfinite(list(baseline_values(row).values())).all()
     assert main(["signature", str(root / "pool" / "tiny"), "--json"]) == 0
@@ -109,12 +108,19 @@ def baseline_values(row):
     return {k: v for k, v in row.items() if k.startswith(("spectral.", "jacobian.", "lm."))}
 
 
+def without_baselines(row):
+    """The row as if it had been made before the baseline groups existed."""
+    versions = " ".join(item for item in row["versions"].split()
+                        if item.split("=")[0] not in baselines.BASELINE_GROUPS)
+    return {**{k: v for k, v in row.items() if k not in baseline_values(row)},
+            "versions": versions}
+
+
 def test_backfill_adds_the_baselines_training_computed_and_checks_the_weights(tiny):
     root, _ = tiny
     table = root / "features" / "tiny.csv"
     complete = zoo.read_table(table)
-    stripped = [{k: v for k, v in row.items() if k != "baselines_version"
-                 and k not in baseline_values(row)} for row in complete]
+    stripped = [without_baselines(row) for row in complete]
     stripped[1]["weights_digest"] = "0" * 64
     zoo.write_table(table, stripped)
     with pytest.raises(ValueError, match="not the ones its feature row was made from"):
@@ -126,28 +132,44 @@ def test_backfill_adds_the_baselines_training_computed_and_checks_the_weights(ti
                           progress=False)
     assert comparable(zoo.read_table(table)) == comparable(filled)
     for before, after in zip(complete, sorted(filled, key=lambda r: int(r["model_id"]))):
-        assert comparable([{k: v for k, v in after.items() if k not in baseline_values(after)}]) \
-            == comparable([{k: v for k, v in before.items() if k not in baseline_values(before)}])
+        assert tables.parse_versions(after["versions"]) == tables.parse_versions(
+            before["versions"])
+        assert comparable([{k: v for k, v in after.items()
+                            if k not in baseline_values(after) and k != "versions"}]) \
+            == comparable([{k: v for k, v in before.items()
+                            if k not in baseline_values(before) and k != "versions"}])
         assert after.keys() == before.keys()
         np.testing.assert_allclose(list(baseline_values(after).values()),
                                    list(baseline_values(before).values()), rtol=1e-6)
 
 
-def test_a_row_without_baselines_and_without_its_model_is_retrained(tiny, tmp_path):
+def test_a_row_without_a_group_and_without_its_model_is_remeasured_by_a_checked_retrain(
+        tiny, tmp_path, capsys):
     root, rows = tiny
     table = root / "features" / "tiny.csv"
     complete = zoo.read_table(table)
-    zoo.write_table(table, [{k: v for k, v in row.items() if k != "baselines_version"}
+    zoo.write_table(table, [without_baselines(row) if row["model_id"] in ("2", "3") else row
                             for row in complete])
     (root / "pool" / "tiny" / "model_3").rename(tmp_path / "model_3")
-    with pytest.raises(FileNotFoundError, match="demogen zoo --preset tiny --out"):
+    with pytest.raises(FileNotFoundError, match="--remeasure"):
         zoo.backfill("tiny", root / "pool", workers=1, features=root / "features", progress=False)
-    assert main(["zoo", "--preset", "tiny", "--out", str(root / "pool"), "--workers", "1",
-                 "--features", str(root / "features")]) == 0
+    scratch = tmp_path / "scratch"
+    bad = zoo.read_table(table)
+    bad[2]["weights_digest"] = "0" * 64  # model 2: a retrain cannot reproduce this digest
+    zoo.write_table(table, bad)
+    options = ["--preset", "tiny", "--out", str(scratch), "--workers", "1", "--features",
+               str(root / "features"), "--remeasure"]
+    assert main(["zoo", *options]) == 1
+    assert "1 retrained model(s) differ from their rows" in capsys.readouterr().err
     again = {r["model_id"]: r for r in zoo.read_table(table)}
-    assert all(r["baselines_version"] == BASELINES_VERSION for r in again.values())
+    assert again["2"]["weights_digest"] == "0" * 64  # kept as it was: still without them
+    assert zoo.missing_groups(again["2"], zoo.preset_groups(PRESETS["tiny"])) == list(
+        baselines.BASELINE_GROUPS)
+    assert not zoo.missing_groups(again["3"], zoo.preset_groups(PRESETS["tiny"]))
     assert again["3"]["weights_digest"] == complete[3]["weights_digest"]
     assert again["3"]["jacobian.q2"] == pytest.approx(complete[3]["jacobian.q2"], rel=1e-6)
+    assert not (scratch / "tiny" / "model_3").exists()  # the weights are dropped
+    assert {r["model_id"] for r in again.values()} == {r["model_id"] for r in complete}
 
 
 def test_unknown_preset():

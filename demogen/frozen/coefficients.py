@@ -11,7 +11,8 @@ boosted-trees head.
            | {"kind": "trees", "init": c, "learning_rate": r,
               "trees": [{"feature", "threshold", "left", "right", "value"}, ...]},
      "fallback": g, "extractor": {"version", "n_examples", "seed", "batch_size"},
-     "features_version": v, "pool": {...}, "metrics": {...}, "created_with": {...},
+     "feature_versions": {group: "<producer version>.<group version>", ...},
+     "pool": {...}, "metrics": {...}, "created_with": {...},
      "train_accuracy": {"n_examples", "seed"}}          (only with target "test_acc")
 
 `target` is what the head predicts, and so what complexity() returns:
@@ -54,7 +55,7 @@ import math
 import numpy as np
 
 from demogen.defaults import EXTRACTOR_VERSION, SHIPPED_PREDICTORS
-from demogen.measure.features import FEATURES_VERSION, groups_of
+from demogen.measure import features as registry
 from demogen.measure.layers import SLOTS
 from demogen.measure.signature import STATISTICS, feature_names
 
@@ -68,7 +69,10 @@ EXTRACTOR_KEYS = ("version", "n_examples", "seed", "batch_size", "statistic", "n
 SCHEMA_1_KEYS = ("target", "transform", "features", "coefficients", "intercept", "extractor",
                  "pool", "metrics", "created_with")
 PREDICTOR_KEYS = ("name", "target", "features", "transforms", "head", "fallback", "extractor",
-                  "features_version", "pool", "metrics", "created_with")
+                  "feature_versions", "pool", "metrics", "created_with")
+# Before groups had versions of their own, a file had one "features_version"; its 1 is version
+# "1.1" of every group it names.
+LEGACY_FEATURES_VERSION = {1: "1.1"}
 PREDICTOR_EXTRACTOR_KEYS = ("version", "n_examples", "seed", "batch_size")
 TRAIN_ACCURACY_KEYS = ("n_examples", "seed")
 HEAD_KEYS = {"linear": ("kind", "coefficients", "intercept"),
@@ -98,7 +102,7 @@ class Predictor:
     head: dict
     fallback: float
     extractor: dict
-    features_version: int
+    feature_versions: dict
     pool: dict
     metrics: dict
     created_with: dict
@@ -152,7 +156,7 @@ class Predictor:
                "target": self.target, "features": list(self.features),
                "transforms": list(self.transforms), "head": json.loads(json.dumps(self.head)),
                "fallback": self.fallback, "extractor": dict(self.extractor),
-               "features_version": self.features_version, "pool": self.pool,
+               "feature_versions": dict(self.feature_versions), "pool": self.pool,
                "metrics": self.metrics, "created_with": self.created_with}
         if self.two_part:
             obj["train_accuracy"] = dict(self.train_accuracy)
@@ -284,30 +288,54 @@ def _train_accuracy(obj, where):
     return dict(settings)
 
 
+def _feature_versions(obj, names, where):
+    """{group: version} of the groups the features belong to, each checked against this
+    demogen's: a group this runtime does not compute, or computes in another version, is refused
+    with its name (a file of an earlier demogen with one "features_version" maps it with
+    LEGACY_FEATURES_VERSION)."""
+    try:
+        groups = registry.groups_of(names)
+    except ValueError as error:
+        raise ValueError(f"{where}: {error}; name only these columns, or refit with `demogen "
+                         "fit`") from None
+    offline = [g for g in groups if not registry.GROUPS[g].shipped]
+    _require(not offline, where, f"the groups {', '.join(offline)} are offline baselines, which "
+                                 "the runtime does not compute; a frozen predictor cannot use them")
+    legacy = obj.get("features_version")
+    if legacy is not None and "feature_versions" not in obj:
+        _require(legacy in LEGACY_FEATURES_VERSION, where,
+                 f"features_version {legacy!r} is not one this demogen knows; refit with "
+                 "`demogen fit`")
+        return {group: LEGACY_FEATURES_VERSION[legacy] for group in groups}
+    stated = obj["feature_versions"]
+    _require(isinstance(stated, dict) and set(stated) == set(groups), where,
+             f"feature_versions must give the version of exactly the groups "
+             f"{', '.join(groups)}")
+    changed = {g: v for g, v in stated.items() if v != registry.version(g)}
+    _require(not changed, where, "fitted on features whose groups have changed since: " + ", ".join(
+        f"{g} version {v} (this demogen computes {registry.version(g)})"
+        for g, v in changed.items()) + "; refit with `demogen fit` on tables measured by this "
+        "demogen (`demogen zoo` or `demogen zoo --remeasure` refreshes a table's rows)")
+    return dict(stated)
+
+
 def _predictor(obj, where):
     """Validate a schema-2 object and return it as `Predictor`."""
-    missing = [k for k in PREDICTOR_KEYS if k not in obj]
+    missing = [k for k in PREDICTOR_KEYS if k not in obj
+               and not (k == "feature_versions" and "features_version" in obj)]
     _require(not missing, where, f"missing keys {', '.join(missing)}")
-    unknown = sorted(set(obj) - set(PREDICTOR_KEYS) - {"schema_version", "train_accuracy"})
+    unknown = sorted(set(obj) - set(PREDICTOR_KEYS)
+                     - {"schema_version", "train_accuracy", "features_version"})
     _require(not unknown, where, f"unknown keys {', '.join(unknown)}")
     _require(isinstance(obj["name"], str) and obj["name"], where, "name must be a non-empty string")
     _require(obj["target"] in TARGETS, where,
              f"target {obj['target']!r}; expected one of {', '.join(TARGETS)}")
     train_accuracy = _train_accuracy(obj, where)
-    _require(_integer(obj["features_version"]) and obj["features_version"] == FEATURES_VERSION,
-             where,
-             f"fitted on features of version {obj['features_version']!r}, but this demogen "
-             f"computes version {FEATURES_VERSION}; refit with `demogen fit` on tables made by "
-             "this version")
     names, transforms = obj["features"], obj["transforms"]
     _require(isinstance(names, list) and names and all(isinstance(n, str) for n in names),
              where, "features must be a non-empty list of column names")
     _require(len(set(names)) == len(names), where, "features must not repeat a column")
-    try:
-        groups_of(names)
-    except ValueError as error:
-        raise ValueError(f"{where}: {error}; name only these columns, or refit with `demogen "
-                         "fit`") from None
+    feature_versions = _feature_versions(obj, names, where)
     _require(isinstance(transforms, list) and len(transforms) == len(names), where,
              f"expected {len(names)} transforms, one per feature")
     for name in transforms:
@@ -320,7 +348,7 @@ def _predictor(obj, where):
              "extractor seed must be a non-negative integer")
     return Predictor(obj["name"], obj["target"], list(names), list(transforms),
                      _head(obj["head"], len(names), where), float(obj["fallback"]),
-                     dict(extractor), obj["features_version"], obj["pool"], obj["metrics"],
+                     dict(extractor), feature_versions, obj["pool"], obj["metrics"],
                      obj["created_with"], train_accuracy)
 
 
@@ -352,8 +380,8 @@ def _schema_1(obj, where):
                       + (["signed"] if extractor["signed"] else []))
     return Predictor(f"schema-1 {prefix}+{obj['transform']}", obj["target"],
                      [f"{prefix}.{name}" for name in expected], [obj["transform"]] * len(expected),
-                     head, SCHEMA_1_FALLBACK, dict(extractor), FEATURES_VERSION, obj["pool"],
-                     obj["metrics"], obj["created_with"], schema_version=1)
+                     head, SCHEMA_1_FALLBACK, dict(extractor), {prefix: registry.version(prefix)},
+                     obj["pool"], obj["metrics"], obj["created_with"], schema_version=1)
 
 
 def from_dict(obj, where="coefficient file"):

@@ -15,12 +15,19 @@ from demogen.measure.graph import ModelGraph
 from demogen.measure.sampling import sample
 
 
-def correct(logits, labels):
-    """Whether each example's true class scores strictly above every other class."""
+def output_margin(logits, labels):
+    """Each example's output margin f_i - f_j (float64): its true class's logit i less the
+    highest other class's j."""
     logits = np.asarray(logits, dtype=np.float64)
     true = logits[np.arange(len(labels)), labels]
     others = np.where(np.eye(logits.shape[1], dtype=bool)[labels], -np.inf, logits)
-    return true > others.max(axis=1)
+    return true - others.max(axis=1)
+
+
+def correct(logits, labels):
+    """Whether each example's true class scores strictly above every other class (a positive
+    output margin: in floating point, a > b exactly when a - b > 0)."""
+    return output_margin(logits, labels) > 0
 
 
 def sample_accuracy(model, data, n_examples=DEFAULTS["n_examples"], seed=DEFAULTS["seed"],

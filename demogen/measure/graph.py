@@ -151,17 +151,37 @@ class ModelGraph:
         return not any(ref.layer < k < j
                        for j, parents in self.inbound.items() for ref in tf.nest.flatten(parents))
 
+    def _run(self, start, activation, stop):
+        """The outputs of the layers after `start` up to `stop`, in inference mode, from
+        `activation` taken as the output of layer `start` (INPUT for the input)."""
+        import tensorflow as tf
+
+        values = {start: [activation]}
+        for k in sorted(self.inbound):
+            if start < k <= stop:
+                args = tf.nest.map_structure(lambda ref: values[ref.layer][ref.index],
+                                             self.inbound[k])
+                values[k] = tf.nest.flatten(self.layers[k](args, training=False))
+        return values
+
+    def _logits(self, values):
+        if self.logits_head is None:
+            return values[self.logits_layer][0]
+        return self.logits_head(values[self.inbound[self.logits_layer].layer][0])
+
     def forward(self, x, taps):
         """Run the model on x in inference mode; return the outputs of the `taps` layers, the
         logits and the model's own output."""
-        import tensorflow as tf
+        values = self._run(INPUT, x, len(self.layers))
+        return [values[k][0] for k in taps], self._logits(values), values[self.output_layer][0]
 
-        values = {INPUT: [x]}
-        for k in sorted(self.inbound):
-            args = tf.nest.map_structure(lambda ref: values[ref.layer][ref.index], self.inbound[k])
-            values[k] = tf.nest.flatten(self.layers[k](args, training=False))
-        if self.logits_head is None:
-            logits = values[self.logits_layer][0]
-        else:
-            logits = self.logits_head(values[self.inbound[self.logits_layer].layer][0])
-        return [values[k][0] for k in taps], logits, values[self.output_layer][0]
+    def run_from(self, k, activation):
+        """The logits computed from `activation` taken as the output of layer k (INPUT for the
+        input) through the rest of the network, in inference mode. Layer k must come before the
+        logits and be a cut of the graph (as the layer rule's slots are), so that the logits are
+        a function of its output alone."""
+        if k >= self.logits_layer or not self.is_cut(k):
+            raise ValueError(f"layer {self.label(k)} is not a cut of the graph before the logits "
+                             f"({self.label(self.logits_layer)}): the rest of the network cannot run "
+                             "from its output alone; use a slot of the layer rule")
+        return self._logits(self._run(k, activation, self.logits_layer))

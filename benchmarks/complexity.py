@@ -93,7 +93,7 @@ def build_task(task, n_train, n_shards, n_models):
 def floor_seconds(model, inputs, batch_size=256, repeats=3):
     """One forward and one backward pass through the model on the sampled examples, in the
     extractor's batches: what no margin measure can go below (best of `repeats` after a warm-up)."""
-    @tf.function(input_signature=[tf.TensorSpec((None,) + INPUT_SHAPE, tf.float32)])
+    @tf.function(input_signature=[tf.TensorSpec((None,) + inputs.shape[1:], tf.float32)])
     def forward_backward(x):
         with tf.GradientTape() as tape:
             tape.watch(x)

@@ -52,7 +52,9 @@ Mixup part:
 Every draw comes from numpy.random.default_rng(seed): the DB draws first, then the mixup
 batches; no global random state is read or changed. The model runs in inference mode.
 Cost per model: one forward pass over the union of the DB draws (at most 1,200 examples) and
-one over the mixups (about 45 per class per batch: 4,500 for 10 classes).
+one over the mixups, n (n - 1) / 2 for a class of n examples in a batch: about 5,000 for 10
+balanced classes, more where a class is common (benchmarks/winner.py: about 2x one forward
+and backward pass over 2,048 examples for a CIFAR-sized VGG).
 """
 
 import numpy as np

@@ -24,7 +24,9 @@ The registry runs from the simplest candidate to the most complex: the selection
 simplest within one standard error of the best) reads that order. Registry v1 (13 candidates)
 was fixed before the first full-corpus evaluation; registry v2 added the unfitted measures, the
 two-part and the ranking candidates (marked `added` "v2") after the analysis of the corpus that
-docs/transfer.md describes, each placed by its complexity.
+docs/transfer.md describes; registry v3 (marked "v3") the candidates of the perturbation and
+winner families, committed before the corpus held any of their features; each is placed by its
+complexity.
 """
 
 import dataclasses
@@ -64,6 +66,15 @@ MANY = _signature("qrt") + _signature("qrt.unnorm") + tuple(f"tv.{slot}" for slo
 # benchmarks/complexity.py what a forward pass costs (it changes no corpus figure: every corpus
 # task has fewer training examples, so both samples are the whole set).
 TRAIN_ACCURACY = {"n_examples": 2 * DEFAULTS["n_examples"], "seed": DEFAULTS["seed"]}
+
+# Registry v3: the perturbation family's shares of correctly classified training examples that
+# stay correct under each perturbation (keep.*: they do not encode the training accuracy) and
+# its class-separation indices, and the competition winner's measure.
+KEEP_INPUT = ("keep.noise.input.auc", "keep.mixup_within.input.auc",
+              "keep.mixup_across.input.auc", "keep.shift.auc")
+KEEP = tuple(f"keep.{family}.{slot}.auc" for family in ("noise", "mixup_within", "mixup_across")
+             for slot in SLOTS) + ("keep.shift.auc", "keep.weights.auc")
+SEPARATION = tuple(f"db.{slot}" for slot in SLOTS[1:])
 
 RIDGE_ALPHAS = (100.0, 10.0, 1.0, 0.1)  # on standardized features; strongest penalty first
 LASSO_ALPHAS = (0.01, 0.003, 0.001, 0.0003)
@@ -118,18 +129,18 @@ class Candidate:
         return "score" if self.head in ("measure", "rank") else "gap"
 
 
-def _measure(name, description, feature, sign):
-    return Candidate(name, description, (feature,), "linear", "measure", sign=sign, added="v2")
+def _measure(name, description, feature, sign, added="v2"):
+    return Candidate(name, description, (feature,), "linear", "measure", sign=sign, added=added)
 
 
-def _two_part(name, description, features, transform, within=False):
+def _two_part(name, description, features, transform, within=False, added="v2"):
     return Candidate(name, description, features, transform, "within" if within else "ridge",
-                     RIDGE_ALPHAS, target="test_acc", added="v2")
+                     RIDGE_ALPHAS, target="test_acc", added=added)
 
 
-def _rank(name, description, features, transform, scaling="pooled"):
+def _rank(name, description, features, transform, scaling="pooled", added="v2"):
     return Candidate(name, description, features, transform, "rank", RANK_C, scaling=scaling,
-                     added="v2")
+                     added=added)
 
 
 CANDIDATES = {c.name: c for c in [
@@ -140,6 +151,15 @@ CANDIDATES = {c.name: c for c in [
              "classified examples (a larger margin, a smaller gap)", "qrt.input.q2", -1.0),
     _measure("input_lower_fence", "unfitted: minus the lower fence of the signed input margins "
              "(a larger margin, a smaller gap)", "qrt.signed.input.lower_fence", -1.0),
+    _measure("winner", "the PGDL competition winner's measure (Natekar and Sharma 2020): the "
+             "Davies-Bouldin index of the first strided layer's output times one minus the "
+             "accuracy on label-wise mixups; the reference", "winner.complexity", 1.0, "v3"),
+    _measure("sharpness", "unfitted: minus the accuracy under magnitude-aware weight noise (area "
+             "under the curve; a flatter minimum, a smaller gap)", "weights.acc.auc", -1.0, "v3"),
+    _measure("mixup_robustness", "unfitted: minus the accuracy on within-class input mixups "
+             "(area under the curve)", "mixup_within.input.acc.auc", -1.0, "v3"),
+    _measure("noise_robustness", "unfitted: minus the accuracy under Gaussian input noise (area "
+             "under the curve)", "noise.input.acc.auc", -1.0, "v3"),
     Candidate("output_margin", "the median signed output margin on the sampled training "
               "examples, OLS", ("out.q2",), "linear", "ols"),
     Candidate("weights_shape", "heavy-tailed self-regularization: mean alpha and alpha-hat over "
@@ -155,12 +175,19 @@ CANDIDATES = {c.name: c for c in [
               "from the log input-margin q1 and q2, ridge across tasks", INPUT_QUARTILES, "log"),
     _two_part("two_part_input_within", "two_part_input fitted within tasks (features and test "
               "accuracy centred per task)", INPUT_QUARTILES, "log", within=True),
+    _two_part("two_part_keep_input", "two-part: the test accuracy from the log input-margin q1 "
+              "and q2 and the shares of correct training examples kept under input noise, "
+              "mixups and shifts, ridge across tasks", INPUT_QUARTILES + KEEP_INPUT,
+              ("log", "log") + ("linear",) * len(KEEP_INPUT), added="v3"),
     _rank("rank_few", "ranking head on the training accuracy and the log input-margin q1 and "
           "q2, pairs within tasks, pooled scale", ("acc.sample",) + INPUT_QUARTILES,
           ("linear", "log", "log")),
     _rank("rank_few_task_scaled", "rank_few with each task's features standardized by that "
           "task's spread while fitting", ("acc.sample",) + INPUT_QUARTILES,
           ("linear", "log", "log"), scaling="task"),
+    _rank("rank_keep_input", "ranking head on rank_few's features and the shares kept under "
+          "input noise, mixups and shifts", ("acc.sample",) + INPUT_QUARTILES + KEEP_INPUT,
+          ("linear", "log", "log") + ("linear",) * len(KEEP_INPUT), added="v3"),
     Candidate("paper", "the paper: normalized margins of correct examples, 20 log quartiles, "
               "OLS", _signature("qrt"), "log", "ols"),
     Candidate("paper_unnorm", "the paper's signature without the normalization, log, OLS",
@@ -177,9 +204,18 @@ CANDIDATES = {c.name: c for c in [
     _two_part("two_part_many", "two-part: the test accuracy from the normalized and "
               "unnormalized quartiles and the total variations (44, log), ridge across tasks",
               MANY, "log"),
+    _two_part("two_part_keep", "two-part: the test accuracy from the log input-margin q1 and q2, "
+              "every kept share (14) and the log Davies-Bouldin indices at h1-h3, ridge across "
+              "tasks", INPUT_QUARTILES + KEEP + SEPARATION,
+              ("log", "log") + ("linear",) * len(KEEP) + ("log",) * 3, added="v3"),
     _rank("rank_many", "ranking head on the training accuracy, the normalized and unnormalized "
           "quartiles and the total variations (45)", ("acc.sample",) + MANY,
           ("linear",) + ("log",) * len(MANY)),
+    _rank("rank_perturb_many", "ranking head on the training accuracy, the log input-margin q1 "
+          "and q2, every kept share, the log Davies-Bouldin indices and the winner's measure",
+          ("acc.sample",) + INPUT_QUARTILES + KEEP + SEPARATION + ("winner.complexity",),
+          ("linear", "log", "log") + ("linear",) * len(KEEP) + ("log",) * 3 + ("linear",),
+          added="v3"),
     Candidate("lasso_all", "margins, output margin, accuracy, total variation and weight norms, "
               "lasso", ALL, "linear", "lasso", LASSO_ALPHAS),
     Candidate("within_all", "lasso_all's features fitted within tasks, ridge: a ranking score",

@@ -341,27 +341,44 @@ def _write_configs_when_complete(task, rows, out, features, preset):
         pgdl.write_model_configs(features / preset.name / task.name, configs)
 
 
+def _from_side_file(preset, row, groups, features_dir):
+    """The side file's measurement when it holds every producer these groups need (so they are
+    computed from it without the model), else None."""
+    side = sidefiles.path(features_dir, preset.name, row["task"], row["model_id"])
+    if preset.task(row["task"]).stop_at is None or not side.is_file():
+        return None
+    measurement, _ = sidefiles.read(side)
+    return measurement if all(p in measurement for p in features.producers_of(groups)) else None
+
+
 def add_groups(preset, row, task_dir, groups, features_dir, data_dir=None):
-    """`row` with the given feature groups measured on its model in `task_dir` (whose weights
-    digest must be the row's), its side file updated with their producers' arrays."""
-    _one_thread()
-    model = pgdl.load_model(task_dir, row["model_id"])
-    if weights_digest(model) != row["weights_digest"]:
-        raise ValueError(f"the weights of {pathlib.Path(task_dir) / ('model_' + row['model_id'])} "
-                         "are not the ones its feature row was made from (weights_digest "
-                         "differs); retrain the pool into a fresh folder")
+    """`row` with the given feature groups computed from its side file where it holds their
+    producers, else measured on its model in `task_dir` (whose weights digest must be the
+    row's), the side file then updated with the new producers' arrays."""
     task = preset.task(row["task"])
-    x, labels, _, _ = task_data(task, data_dir)
-    columns, measurement = measure(model, (x, labels), groups)
+    measurement = _from_side_file(preset, row, groups, features_dir)
+    if measurement is not None:
+        values, errors = features.compute(measurement, groups)
+        columns = {"feature_errors": "; ".join(f"{g}: {r}" for g, r in errors.items()),
+                   "versions": versions_text(groups), **values}
+    else:
+        _one_thread()
+        model = pgdl.load_model(task_dir, row["model_id"])
+        if weights_digest(model) != row["weights_digest"]:
+            folder = pathlib.Path(task_dir) / f"model_{row['model_id']}"
+            raise ValueError(f"the weights of {folder} are not the ones its feature row was made "
+                             "from (weights_digest differs); retrain the pool into a fresh folder")
+        x, labels, _, _ = task_data(task, data_dir)
+        columns, measurement = measure(model, (x, labels), groups)
+        if columns.pop("error"):
+            raise ValueError(f"{task.name}/model_{row['model_id']}: its margins cannot be "
+                             "measured again, though its row holds them")
+        columns.pop("layers")
+        side = sidefiles.path(features_dir, preset.name, task.name, row["model_id"])
+        if task.stop_at is not None and side.is_file():
+            sidefiles.add(side, measurement)
     held = {**parse_versions(row.get("versions", "")), **parse_versions(columns.pop("versions"))}
     errors = "; ".join(filter(None, [row.get("feature_errors", ""), columns.pop("feature_errors")]))
-    if columns.pop("error"):
-        raise ValueError(f"{task.name}/model_{row['model_id']}: its margins cannot be measured "
-                         "again, though its row holds them")
-    columns.pop("layers")
-    side = sidefiles.path(features_dir, preset.name, task.name, row["model_id"])
-    if task.stop_at is not None and side.is_file():
-        sidefiles.add(side, measurement)
     return {**row, **columns, "feature_errors": errors,
             "versions": " ".join(f"{g}={v}" for g, v in held.items())}
 
@@ -369,10 +386,11 @@ def add_groups(preset, row, task_dir, groups, features_dir, data_dir=None):
 def backfill(preset_name, out, workers=2, features=None, data_dir=None, progress=True,
              groups=None):
     """Add the feature groups a row lacks (default: any of the preset's; or holds in an old
-    version) to every row of the preset's feature table, from the trained models under `out`
-    (their weights digests checked); other columns stay as they are. A row whose model is not on
-    disk is an error that says to re-measure (`remeasure` retrains it). Resumable: the table is
-    rewritten after every model. Returns the rows."""
+    version) to every row of the preset's feature table: from its side file where that holds
+    the groups' producers (a new version of a group of a kept producer), else from the trained
+    model under `out` (its weights digest checked); other columns stay as they are. A row with
+    neither is an error that says to re-measure (`remeasure` retrains it). Resumable: the table
+    is rewritten after every model. Returns the rows."""
     from concurrent.futures import as_completed
 
     from tqdm import tqdm
@@ -385,6 +403,14 @@ def backfill(preset_name, out, workers=2, features=None, data_dir=None, progress
     rows = {(r["task"], r["model_id"]): r for r in read_table(table)}
     todo = [(r, missing_groups(r, groups)) for r in rows.values()]
     todo = [(r, missing) for r, missing in todo if missing and not r["error"]]
+    on_side = [_from_side_file(preset, r, missing, features) is not None for r, missing in todo]
+    kept = [item for item, side in zip(todo, on_side) if side]
+    todo = [item for item, side in zip(todo, on_side) if not side]
+    for row, missing in kept:  # numpy on the side file: here, without a worker
+        row = add_groups(preset, row, out / row["task"], missing, features, data_dir)
+        rows[(row["task"], row["model_id"])] = row
+    if kept:
+        write_table(table, rows.values())
     absent = [f"{r['task']}/model_{r['model_id']}" for r, _ in todo
               if not _model_done(out / r["task"], r["model_id"])]
     if absent:

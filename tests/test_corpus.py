@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import math
+import shutil
 import socket
 import sys
 
@@ -13,7 +14,7 @@ import tensorflow as tf
 from demogen.competition import pgdl
 from demogen.frozen import coefficients, predictor
 from demogen.measure import features
-from demogen_fit import freeze, presets, sidefiles, sources, zoo
+from demogen_fit import freeze, presets, sidefiles, sources, tables, zoo
 from demogen_fit import train as training
 from demogen_fit.architectures import ARCHITECTURES
 
@@ -189,6 +190,30 @@ def test_side_files_give_back_the_table_columns(small_corpus):
         assert extras["train_correct"].mean() == pytest.approx(row["train_acc"])
         assert len(extras["history"]) == row["epochs"]
         assert extras["history"][-1, 0] == pytest.approx(row["train_acc"])
+
+
+def test_a_changed_group_is_refreshed_from_the_side_files_without_the_models(
+        small_corpus, monkeypatch, tmp_path):
+    """A new version of a group whose producer the side files keep is computed from them: no
+    model needed, nothing else of the rows changes."""
+    root, preset, _ = small_corpus
+    shutil.copytree(root / "features", tmp_path / "features")
+    monkeypatch.setitem(presets.PRESETS, "small", preset)
+    monkeypatch.setitem(features.GROUPS, "noise",
+                        dataclasses.replace(features.GROUPS["noise"], version=2))
+    before = zoo.read_table(tmp_path / "features" / "small.csv")
+    after = zoo.backfill("small", tmp_path / "no_models", workers=1,
+                         features=tmp_path / "features", progress=False)
+    assert len(after) == len(before)
+    for old, new in zip(before, sorted(after, key=lambda r: (r["task"], int(r["model_id"])))):
+        versions = tables.parse_versions(new["versions"])
+        assert versions["noise"] == "1.2"
+        assert {g: v for g, v in versions.items() if g != "noise"} == {
+            g: v for g, v in tables.parse_versions(old["versions"]).items() if g != "noise"}
+        def plain(row):
+            return {k: "NaN" if isinstance(v, float) and math.isnan(v) else v
+                    for k, v in row.items() if k != "versions"}
+        assert plain(new) == plain(old)
 
 
 def test_stopping_rule_metrics_are_recorded_under_metrics(small_corpus):

@@ -11,7 +11,7 @@ import pytest
 from conftest import cnn, data_for, keras
 from test_margins import reference_margins
 
-from demogen.measure import features
+from demogen.measure import features, perturbation
 
 N, N_SAMPLED, SEED = 60, 40, 3
 # The default rule's layers on conftest's cnn (input, h1, h2, h3): positions in model.layers.
@@ -76,8 +76,10 @@ def signature_values(values, group, names):
 def test_every_group_has_an_oracle_here():
     signatures = {f"{statistic}{variant}" for statistic in ("qrt", "mom")
                   for variant in ("", ".signed", ".unnorm", ".unnorm.signed")}
+    # The perturbation and winner families have their oracles in test_perturbation.py and
+    # test_winner.py.
     assert {g for g, spec in features.GROUPS.items() if spec.shipped} == signatures | {
-        "out", "acc", "tv", "w"}
+        "out", "acc", "tv", "w", "winner"} | set(perturbation.FEATURE_GROUPS)
 
 
 def test_sample_accuracy_is_the_share_of_the_sample_the_model_predicts(measured):

@@ -264,6 +264,26 @@ def test_weight_curves_average_the_draws_and_the_area_is_the_curve_s_mean_height
     assert values["weights.margin.auc"] == pytest.approx(1.55)
 
 
+def test_kept_shares_are_of_the_examples_correct_unperturbed():
+    """8 examples, 6 correct unperturbed; under weight noise 3 of those 6 stay correct at every
+    strength and draw, and 2 wrong ones become correct (which the accuracy counts, the kept share
+    does not): keep.weights.auc = (0.025 (1 + 0.5) / 2 + 0.075 * 0.5) / 0.1 = 0.5625."""
+    clean = np.array([1, 1, 1, 1, 1, 1, 0, 0], bool)
+    perturbed = np.array([1, 1, 1, 0, 0, 0, 1, 1], bool)
+    correct = np.array([clean if name == "clean" else perturbed for name in CONDITIONS])
+    responses = Responses(CONDITIONS, correct, np.zeros(len(CONDITIONS)), np.full(3, np.nan),
+                          ("input",) * 4, {"shift": "no spatial axes"}, ())
+    names, compute = FEATURE_GROUPS["keep"]
+    values = dict(zip(names, compute(responses)))
+    assert values["keep.weights.auc"] == pytest.approx(0.5625)
+    assert values["keep.noise.h2.auc"] == pytest.approx((0.1 * 1.5 / 2 + 0.9 * 0.5) / 1.0)
+    assert np.isnan(values["keep.shift.auc"])  # an undefined family
+    assert family_features(responses, "weights")[0] == pytest.approx(5 / 8)  # the accuracy
+    none = Responses(CONDITIONS, np.zeros_like(correct), np.zeros(len(CONDITIONS)),
+                     np.full(3, np.nan), ("input",) * 4, {}, ())
+    assert np.isnan(compute(none)).all()
+
+
 def test_one_model_and_seed_give_the_same_numbers_and_no_global_state_moves(cnn_responses):
     model, x, y, first = cnn_responses
     numpy_state, python_state = np.random.get_state(), random.getstate()

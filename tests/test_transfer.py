@@ -140,15 +140,22 @@ def test_bad_input():
 
 def test_the_registry_is_closed_and_ordered():
     assert list(candidates.CANDIDATES) == [
-        "random", "train_accuracy", "input_margin", "input_lower_fence", "output_margin",
-        "weights_shape", "weights_scale", "accuracy_output", "h3_unnorm", "two_part_input",
-        "two_part_input_within", "rank_few", "rank_few_task_scaled", "paper", "paper_unnorm",
-        "signed_ridge", "within_unnorm", "two_part_paper", "two_part_paper_within",
-        "two_part_many", "rank_many", "lasso_all", "within_all", "boosting"]
-    added = {n for n, c in candidates.CANDIDATES.items() if c.added == "v2"}
-    assert added == {"train_accuracy", "input_margin", "input_lower_fence", "two_part_input",
-                     "two_part_input_within", "rank_few", "rank_few_task_scaled",
-                     "two_part_paper", "two_part_paper_within", "two_part_many", "rank_many"}
+        "random", "train_accuracy", "input_margin", "input_lower_fence", "winner", "sharpness",
+        "mixup_robustness", "noise_robustness", "output_margin", "weights_shape",
+        "weights_scale", "accuracy_output", "h3_unnorm", "two_part_input",
+        "two_part_input_within", "two_part_keep_input", "rank_few", "rank_few_task_scaled",
+        "rank_keep_input", "paper", "paper_unnorm", "signed_ridge", "within_unnorm",
+        "two_part_paper", "two_part_paper_within", "two_part_many", "two_part_keep",
+        "rank_many", "rank_perturb_many", "lasso_all", "within_all", "boosting"]
+    added = {version: {n for n, c in candidates.CANDIDATES.items() if c.added == version}
+             for version in ("v2", "v3")}
+    assert added["v2"] == {"train_accuracy", "input_margin", "input_lower_fence",
+                           "two_part_input", "two_part_input_within", "rank_few",
+                           "rank_few_task_scaled", "two_part_paper", "two_part_paper_within",
+                           "two_part_many", "rank_many"}
+    assert added["v3"] == {"winner", "sharpness", "mixup_robustness", "noise_robustness",
+                           "two_part_keep_input", "rank_keep_input", "two_part_keep",
+                           "rank_perturb_many"}
     assert transfer.choose({"b": [1.0, 1.2], "a": [1.05, 1.1]}, ["a", "b"]) == "a"
     assert transfer.choose({"b": [2.0, 2.2], "a": [1.0, 1.1]}, ["a", "b"]) == "b"
 

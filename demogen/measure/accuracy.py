@@ -8,11 +8,9 @@ the logits (a softmax on top is read below), the rule of the margins' sign.
 """
 
 import numpy as np
-import tensorflow as tf
 
 from demogen.defaults import DEFAULTS
 from demogen.measure.graph import ModelGraph
-from demogen.measure.sampling import sample
 
 
 def output_margin(logits, labels):
@@ -34,6 +32,10 @@ def sample_accuracy(model, data, n_examples=DEFAULTS["n_examples"], seed=DEFAULT
                     batch_size=DEFAULTS["batch_size"]):
     """The share of a seeded sample of `data` (see demogen.measure.sampling) that `model`
     classifies correctly, in inference mode."""
+    import tensorflow as tf
+
+    from demogen.measure.sampling import sample
+
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     graph = ModelGraph(model)

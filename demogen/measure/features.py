@@ -13,7 +13,12 @@ Groups, their columns named "<group>.<name>":
 - w: data-free weight metrics (demogen.measure.weights): w.log_spectral.mean/.sum,
   w.log_frobenius.mean/.sum, w.alpha.mean, w.alpha_hat.mean, w.alpha.count, w.n_kernels.
 Every other family is a module of its own that registers itself, imported at the end of this
-module, one line each.
+module, one line each:
+- demogen.measure.perturbation: the producer "perturbation" (responses to noise, mixup, shifts
+  and weight noise on the margin sample) and its groups noise, mixup_within, mixup_across,
+  shift, weights and db;
+- demogen.measure.winner: the producer and group "winner", the PGDL competition winner's measure
+  (a reference).
 """
 
 import json
@@ -130,3 +135,7 @@ register("tv", Group(tuple(f"tv.{slot}" for slot in SLOTS), MARGINS,
 register("w", Group(tuple(f"w.{name}" for name in WEIGHT_METRICS), SPECTRA, _weight_metrics))
 
 
+
+
+from demogen.measure import perturbation  # noqa: E402,F401  (registers its family)
+from demogen.measure import winner  # noqa: E402,F401  (registers its family)

@@ -52,19 +52,22 @@ Features, per family (the group name leads each name; curves average the draws a
 "<family>[.<slot>].acc.<strength>" and ".margin.<strength>" at each strength, and ".acc.auc" and
 ".margin.auc": the trapezoid area under the response curve over [0, largest strength] (strength
 0: the clean value) divided by the largest strength, i.e. the curve's mean height, in the units
-of accuracy or margin. "db.h1", "db.h2", "db.h3": the Davies-Bouldin index of the classes in the
+of accuracy or margin. "keep.<family>[.<slot>].auc": the same area for the share of the examples
+correct unperturbed that stay correct (which, unlike the accuracies, does not encode the
+training accuracy). "db.h1", "db.h2", "db.h3": the Davies-Bouldin index of the classes in the
 flattened activations at h1, h2, h3 (NaN where undefined, with the reason).
 """
 
 import contextlib
 import dataclasses
 import functools
+import json
 import zlib
 
 import numpy as np
-import tensorflow as tf
 
 from demogen.defaults import DEFAULTS
+from demogen.measure import registry
 from demogen.measure.accuracy import output_margin
 from demogen.measure.graph import INPUT, WEIGHTED, ModelGraph, class_name
 from demogen.measure.layers import SLOTS, choose_layers
@@ -212,6 +215,8 @@ def davies_bouldin_index(centroids, spreads):
 def _statistics_step(graph, positions, n_classes):
     """A compiled function of a batch (x, y): per tap, the per-coordinate batch mean and sum of
     squared deviations, and the per-class sums of the flattened activations."""
+    import tensorflow as tf
+
 
     def step(x, y):
         activations = graph.forward(x, positions)[0]
@@ -288,6 +293,8 @@ def measure(model, inputs, labels, *, seed=DEFAULTS["seed"], batch_size=DEFAULTS
     layers: None for the default layer rule (demogen.measure.layers), or names for h1, h2, h3
     (or all four slots) as `choose_layers` takes them. The model's weights are unchanged
     afterwards."""
+    import tensorflow as tf
+
     graph = ModelGraph(model)
     inputs = np.asarray(inputs).astype(graph.input_dtype.as_numpy_dtype, copy=False)
     labels = np.asarray(labels)
@@ -415,6 +422,71 @@ def davies_bouldin_features(responses):
     return np.asarray(responses.davies_bouldin, dtype=np.float64)
 
 
+def kept_features(responses):
+    """keep.<curve>.auc for every response curve: the area under the curve of the share of the
+    examples classified correctly unperturbed that stay correct (1 at strength 0), divided by
+    the largest strength; NaN for an undefined family or where no example is correct
+    unperturbed. Unlike the accuracies under perturbation, these do not encode the training
+    accuracy itself."""
+    row = {name: i for i, name in enumerate(responses.conditions)}
+    clean = responses.correct[row["clean"]]
+    values = []
+    for family in GRIDS:
+        grid = np.asarray(GRIDS[family], dtype=np.float64)
+        for _, strengths in _curves(family):
+            if family in responses.reasons or not clean.any():
+                values.append(np.nan)
+                continue
+            curve = [np.mean([responses.correct[row[n]][clean].mean() for n in names])
+                     for names in strengths]
+            values.append(_area(grid, 1.0, curve))
+    return np.array(values)
+
+
 FEATURE_GROUPS = {family: (feature_names(family), functools.partial(family_features, family=family))
                   for family in GRIDS}
+FEATURE_GROUPS["keep"] = (tuple(f"keep.{prefix}.auc" for family in GRIDS
+                                for prefix, _ in _curves(family)), kept_features)
 FEATURE_GROUPS["db"] = (tuple(f"db.{slot}" for slot in HIDDEN), davies_bouldin_features)
+
+
+def _produce(model, data, sample, measurement):
+    """The producer "perturbation": `measure` on the margin sample, seeded by its seed."""
+    from demogen.measure.sampling import sample as draw
+
+    settings = registry.sample_settings(sample)
+    graph = ModelGraph(model)
+    inputs, labels = draw(data, graph.input_shape, graph.n_classes, settings["n_examples"],
+                          settings["seed"])
+    return measure(model, inputs, labels, seed=settings["seed"],
+                   batch_size=settings["batch_size"])
+
+
+def _to_arrays(responses):
+    """Per condition the packed correctness bits and the mean margin, the
+    Davies-Bouldin indices, and the rest as JSON."""
+    return {"perturbation_correct": np.packbits(responses.correct, axis=1),
+            "perturbation_n": np.int64(responses.correct.shape[1]),
+            "perturbation_margin": np.asarray(responses.margin, np.float64),
+            "perturbation_db": np.asarray(responses.davies_bouldin, np.float64),
+            "perturbation_info": np.array(json.dumps({
+                "conditions": list(responses.conditions), "layers": list(responses.layers),
+                "reasons": responses.reasons, "notes": list(responses.notes)}))}
+
+
+def _from_arrays(arrays):
+    if "perturbation_correct" not in arrays:
+        return None
+    info = json.loads(str(arrays["perturbation_info"]))
+    correct = np.unpackbits(arrays["perturbation_correct"], axis=1)
+    return Responses(tuple(info["conditions"]),
+                     correct[:, :int(arrays["perturbation_n"])].astype(bool),
+                     np.asarray(arrays["perturbation_margin"], np.float64),
+                     np.asarray(arrays["perturbation_db"], np.float64), tuple(info["layers"]),
+                     info["reasons"], tuple(info["notes"]))
+
+
+registry.register_producer("perturbation", registry.Producer(1, _produce, _to_arrays,
+                                                             _from_arrays))
+for _group, (_names, _compute) in FEATURE_GROUPS.items():
+    registry.register(_group, registry.Group(_names, "perturbation", _compute))

@@ -14,6 +14,8 @@ import dataclasses
 
 import numpy as np
 
+from demogen.defaults import DEFAULTS
+
 
 @dataclasses.dataclass(frozen=True)
 class Producer:
@@ -73,6 +75,11 @@ def register(name, group):
                          "group")
     GROUPS[name] = group
     COLUMNS.update({column: name for column in group.names})
+
+
+def sample_settings(sample):
+    """The sampling settings a producer is given, with demogen's defaults where left out."""
+    return {**DEFAULTS, **sample}
 
 
 def version(group):

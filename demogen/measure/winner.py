@@ -58,12 +58,11 @@ and backward pass over 2,048 examples for a CIFAR-sized VGG).
 """
 
 import numpy as np
-import tensorflow as tf
 
 from demogen.defaults import DEFAULTS
+from demogen.measure import registry
 from demogen.measure.accuracy import correct
 from demogen.measure.graph import WEIGHTED, ModelGraph, class_name
-from demogen.measure.sampling import sample
 
 POOL_WINDOW = 4
 DB_DRAWS = 10
@@ -75,6 +74,8 @@ MIXUP_PER_CLASS = 10
 def representation_layer(graph):
     """The position of the layer whose output the Davies-Bouldin part reads, and whether that
     output is max-pooled (see the module docstring)."""
+    import tensorflow as tf
+
     for k in sorted(graph.inbound):
         layer = graph.layers[k]
         if "strides" in layer.get_config():
@@ -91,6 +92,8 @@ def representation_layer(graph):
 def max_pool(x, window=POOL_WINDOW):
     """Max over windows of `window` along each spatial axis of a channels-last batch (stride
     `window`, no padding; an axis shorter than `window` is pooled whole)."""
+    import tensorflow as tf
+
     sizes = [min(window, int(side)) for side in x.shape[1:-1]]
     return tf.nn.max_pool(x, ksize=sizes, strides=sizes, padding="VALID")
 
@@ -141,6 +144,10 @@ def winner_measure(model, inputs, labels, seed=DEFAULTS["seed"], batch_size=DEFA
     one-hot), every draw seeded by `seed`: a dict of `davies_bouldin`, `mixup_accuracy` and
     `complexity` = davies_bouldin x (1 - mixup_accuracy), higher for a larger predicted
     generalization gap."""
+    import tensorflow as tf
+
+    from demogen.measure.sampling import sample
+
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     graph = ModelGraph(model)
@@ -184,3 +191,24 @@ def winner_measure(model, inputs, labels, seed=DEFAULTS["seed"], batch_size=DEFA
     accuracy = float(np.mean([np.mean(s) for s in shares.values()]))
     return {"davies_bouldin": float(index), "mixup_accuracy": accuracy,
             "complexity": float(index) * (1 - accuracy)}
+
+
+PARTS = ("davies_bouldin", "mixup_accuracy", "complexity")
+
+
+def _produce(model, data, sample, measurement):
+    """The producer "winner": `winner_measure` on the margin sample, seeded by its seed."""
+    from demogen.measure.sampling import sample as draw
+
+    settings = registry.sample_settings(sample)
+    graph = ModelGraph(model)
+    inputs, labels = draw(data, graph.input_shape, graph.n_classes, settings["n_examples"],
+                          settings["seed"])
+    return winner_measure(model, inputs, labels, settings["seed"], settings["batch_size"])
+
+
+registry.register_producer("winner", registry.Producer(
+    1, _produce, lambda value: {"winner": np.array([value[p] for p in PARTS], np.float64)},
+    lambda arrays: dict(zip(PARTS, arrays["winner"].tolist())) if "winner" in arrays else None))
+registry.register("winner", registry.Group(tuple(f"winner.{p}" for p in PARTS), "winner",
+                                           lambda value: [value[p] for p in PARTS]))

@@ -284,11 +284,14 @@ def cmd_zoo(args):
         _print_pilot(rows, args.workers)
         return 0
     if args.remeasure:
-        rows, mismatches = zoo.remeasure(args.preset, args.out, features=features, **options)
+        rows, mismatches = zoo.remeasure(args.preset, args.out, features=features,
+                                         replace_differing=args.replace_differing, **options)
         if mismatches:
-            print(f"{args.preset}: {len(mismatches)} retrained model(s) differ from their rows "
-                  "(kept as they were):\n  " + "\n  ".join(mismatches), file=sys.stderr)
-            return 1
+            print(f"{args.preset}: {len(mismatches)} retrained model(s) differ from their rows ("
+                  + ("replaced by the retrained models" if args.replace_differing else
+                     "kept as they were") + "):\n  " + "\n  ".join(mismatches),
+                  file=sys.stderr)
+            return 0 if args.replace_differing else 1
     else:
         zoo.run(args.preset, args.out, features=features, **options)
         rows = zoo.backfill(args.preset, args.out, args.workers, features, args.data_dir)
@@ -505,6 +508,10 @@ def build_parser():
                      help="retrain the models of the rows that lack a feature group of this "
                           "demogen (or hold an old version of one) into --out (scratch), check "
                           "each weights digest against its row, add the groups, drop the weights")
+    zoo.add_argument("--replace-differing", action="store_true",
+                     help="with --remeasure: where a retrain's weights differ from the row's "
+                          "(training is bit for bit only on the same CPU and TensorFlow build), "
+                          "replace the row by the retrained model's instead of keeping it")
     zoo.add_argument("--describe", action="store_true",
                      help="train nothing: print per task, from the committed table, the models "
                           "measured, the share fitted, accuracy and gap ranges, the gap's "

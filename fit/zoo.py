@@ -109,11 +109,13 @@ class DigestMismatch(ValueError):
 
 
 def train_model(preset, task, model_id, hparams, task_dir, features_dir, data_dir=None,
-                expected_digest=None):
+                expected_digest=None, replace_differing=False):
     """Train one model, write it into the task folder (and its side file when the preset keeps
     them), return its feature row. With `expected_digest` (a re-measure) the retrained weights
     must have that digest, else DigestMismatch is raised before anything but the model folder is
-    written; the model folder (its weights) is then removed, since the row is all that is kept."""
+    written (with `replace_differing` the retrained model is measured instead and its row, of
+    another model, replaces the old one); the model folder (its weights) is then removed, since
+    the row is all that is kept."""
     import tensorflow as tf
 
     from demogen_fit import train as training
@@ -134,7 +136,7 @@ def train_model(preset, task, model_id, hparams, task_dir, features_dir, data_di
     history = training.fit_to_data(model, x, labels, epochs=task.epochs, stop_at=task.stop_at,
                                    seed=seed, **task.training(hparams))
     digest = weights_digest(model)
-    if expected_digest is not None and digest != expected_digest:
+    if expected_digest is not None and digest != expected_digest and not replace_differing:
         shutil.rmtree(model_dir, ignore_errors=True)
         raise DigestMismatch(
             f"{task.name}/model_{model_id}: the retrained weights have digest {digest[:12]}..., "
@@ -269,17 +271,21 @@ def run(preset_name, out, workers=2, features=None, data_dir=None, progress=True
 
 
 def remeasure(preset_name, out, workers=2, features=None, data_dir=None, progress=True,
-              tasks=()):
+              tasks=(), replace_differing=False):
     """Re-measure the rows of a preset's table that lack a feature group of this demogen (or
     hold an old version of one) and whose models are gone: each is retrained into `out` (a
     scratch folder) with the committed preset, its weights digest checked against the row's,
     measured, its row and side file written, and its weights removed; resumable row by row.
-    Returns (rows, mismatches): a retrain whose digest differs leaves its row as it was and is
-    listed with the reason."""
-    return _train(preset_name, out, workers, features, data_dir, progress, tasks, remeasure=True)
+    Returns (rows, mismatches): a retrain whose digest differs (training is bit for bit only on
+    the same CPU and TensorFlow build) leaves its row as it was and is listed with the reason;
+    with `replace_differing` its row is replaced by the retrained model's (another model, with
+    its own gap) and listed."""
+    return _train(preset_name, out, workers, features, data_dir, progress, tasks, remeasure=True,
+                  replace_differing=replace_differing)
 
 
-def _train(preset_name, out, workers, features, data_dir, progress, tasks, remeasure=False):
+def _train(preset_name, out, workers, features, data_dir, progress, tasks, remeasure=False,
+           replace_differing=False):
     from concurrent.futures import as_completed
 
     from tqdm import tqdm
@@ -309,7 +315,7 @@ def _train(preset_name, out, workers, features, data_dir, progress, tasks, remea
         futures = [executor.submit(
             train_model, preset, task, model_id, hparams, out / task.name, features, data_dir,
             rows[(task.name, model_id)]["weights_digest"]
-            if remeasure and (task.name, model_id) in rows else None)
+            if remeasure and (task.name, model_id) in rows else None, replace_differing)
             for task, model_id, hparams in jobs]
         try:
             for future in tqdm(as_completed(futures), total=len(jobs),
@@ -320,6 +326,10 @@ def _train(preset_name, out, workers, features, data_dir, progress, tasks, remea
                     mismatches.append(str(error))
                     tqdm.write(f"demogen: {error}")
                     continue
+                old = rows.get((row["task"], row["model_id"]))
+                if remeasure and old and old["weights_digest"] != row["weights_digest"]:
+                    mismatches.append(f"{row['task']}/model_{row['model_id']}: retrained with "
+                                      "other weights; its row is now the retrained model's")
                 rows[(row["task"], row["model_id"])] = row
                 write_table(table, rows.values())
                 _write_configs_when_complete(preset.task(row["task"]), rows, out, features,

@@ -170,6 +170,12 @@ def test_a_row_without_a_group_and_without_its_model_is_remeasured_by_a_checked_
     assert again["3"]["jacobian.q2"] == pytest.approx(complete[3]["jacobian.q2"], rel=1e-6)
     assert not (scratch / "tiny" / "model_3").exists()  # the weights are dropped
     assert {r["model_id"] for r in again.values()} == {r["model_id"] for r in complete}
+    # Accepting retrains that differ: model 2's row becomes the retrained model's.
+    assert main(["zoo", *options, "--replace-differing"]) == 0
+    assert "replaced by the retrained models" in capsys.readouterr().err
+    replaced = {r["model_id"]: r for r in zoo.read_table(table)}["2"]
+    assert replaced["weights_digest"] == complete[2]["weights_digest"]
+    assert not zoo.missing_groups(replaced, zoo.preset_groups(PRESETS["tiny"]))
 
 
 def test_unknown_preset():

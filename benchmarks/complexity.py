@@ -18,6 +18,10 @@ breakdown:
 - train accuracy: a two-part predictor's forward pass over its own training-accuracy sample
   (4,096 examples for the shipped one), its first draw of that sample included;
 - rest: everything else (layer view, layer rule, weight checks, numpy work, signature, fit).
+With --families it then times every runtime feature family's producer on the later models
+(`demogen.measure.registry`: margins, weight spectra, perturbation responses, the winner's
+measure, each measured alone with what it needs measured before), beside the floor, and marks
+the families the predictor reads: what a predictor pays for each family it uses.
 Targets: at most 10 s for the first model of a task, at most 4 s for each later one. It also
 times the floor (one forward and one backward pass on the sampled examples) to give the figures
 as ratios, which hold on a loaded machine, and with --compare-sampling ROUNDS the original
@@ -29,7 +33,7 @@ or `--coefficients FILE` for any frozen file (e.g. a candidate written by `demog
 
     .venv/bin/python benchmarks/complexity.py [--n-train 50000] [--shards 10] [--models 4]
         [--predictor selected|paper_nin | --coefficients FILE] [--compare-sampling ROUNDS]
-        [--task-dir DIR]   (DIR: reuse or keep the task there instead of a temporary folder)
+        [--families] [--task-dir DIR]   (DIR: reuse or keep the task there instead of a temporary folder)
 """
 
 import argparse
@@ -50,7 +54,8 @@ from demogen.frozen import coefficients  # noqa: E402
 from demogen.frozen.predictor import complexity, load_coefficients  # noqa: E402
 from timing import Breakdown, best_time, original_from_dataset  # noqa: E402
 
-from demogen.measure import sampling  # noqa: E402
+from demogen.measure import features, registry, sampling  # noqa: E402, F401 (features
+# registers the runtime's families)
 
 INPUT_SHAPE = (32, 32, 3)
 
@@ -124,7 +129,29 @@ def compare_sampling(ds, n_examples, seed, rounds):
           f"(medians), {min(times['original']) / min(times['new']):.2f}x (best); same sample")
 
 
-def run(task, n_models, sampling_rounds, program_dir):
+def time_families(task, ds, n_models, settings, used, floor):
+    """Seconds of each shipped producer per later model (mean), measured in the registry's
+    order, each with the producers it needs measured (and not timed) before it."""
+    names = [n for n, p in registry.PRODUCERS.items() if p.shipped]
+    seconds = {name: [] for name in names}
+    for k in range(1, n_models):
+        model = pgdl.load_model(task, k)
+        for name in names:
+            measurement = registry.Measurement()
+            for need in registry.in_order(registry.PRODUCERS[name].needs):
+                measurement[need] = registry.PRODUCERS[need].measure(model, ds, settings,
+                                                                      measurement)
+            start = time.perf_counter()
+            registry.PRODUCERS[name].measure(model, ds, settings, measurement)
+            seconds[name].append(time.perf_counter() - start)
+    print(f"feature families per later model (mean of {n_models - 1}; * read by this "
+          "predictor):")
+    for name, values in seconds.items():
+        print(f"  {'*' if name in used else ' '} {name:<13s} {np.mean(values):6.2f} s = "
+              f"{np.mean(values) / floor:5.1f}x floor")
+
+
+def run(task, n_models, sampling_rounds, program_dir, families=False):
     frozen = load_coefficients(program_dir)  # read once, as in the ingestion
     settings = frozen.extractor
     print(f"predictor: {frozen.name}, features "
@@ -154,6 +181,9 @@ def run(task, n_models, sampling_rounds, program_dir):
     if later:
         print(f"later models: mean {np.mean(later):.2f} s = {np.mean(later) / floor:.1f}x floor, "
               f"max {max(later):.2f} s (target <= 4 s each)")
+    if families and n_models > 1:
+        used = registry.producers_of(registry.groups_of(frozen.features))
+        time_families(task, ds, n_models, settings, used, floor)
     if sampling_rounds:
         print(f"first sample of the dataset, {sampling_rounds} interleaved rounds:")
         compare_sampling(ds, settings["n_examples"], settings["seed"], sampling_rounds)
@@ -169,6 +199,8 @@ def main():
     shipped = parser.add_mutually_exclusive_group()
     shipped.add_argument("--predictor", choices=SHIPPED_PREDICTORS, default=SHIPPED_PREDICTORS[0])
     shipped.add_argument("--coefficients", type=pathlib.Path, help="a frozen predictor file")
+    parser.add_argument("--families", action="store_true",
+                        help="also time every runtime feature family per later model")
     parser.add_argument("--task-dir", type=pathlib.Path, default=None,
                         help="build (or reuse) the task here and keep it")
     args = parser.parse_args()
@@ -189,7 +221,7 @@ def main():
         (program_dir / "coefficients.json").write_text(
             args.coefficients.read_text() if args.coefficients
             else coefficients.shipped_text(args.predictor))
-        run(task, args.models, args.compare_sampling, str(program_dir))
+        run(task, args.models, args.compare_sampling, str(program_dir), args.families)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import os
+import pathlib
 import sys
 
 from demogen.defaults import DEFAULTS, SHIPPED_PREDICTORS
@@ -114,7 +115,6 @@ def cmd_demo(args):
     on), bundle the two shipped predictors (the selected one and the paper's configuration) as
     PGDL submissions, ingest them over the task as the competition did, print the competition's
     scores of both and say which ranked the task better."""
-    import pathlib
     import shutil
     import tempfile
 
@@ -329,14 +329,26 @@ def cmd_evaluate(args):
     other tasks and score its predictions on the task left out (CMI x 100, Kendall tau-b, Psi,
     and tau among the models that fit their data), side by side leave-one-cluster-, family- and
     source-out, and the nested score that also chooses the candidate inside the training tasks.
-    Works from committed feature tables; lockbox tasks only with --lockbox."""
+    Works from committed feature tables; lockbox tasks only with --lockbox. With --final, the
+    one final run: every candidate fitted on the corpus and its lockbox, scored on the final
+    lockbox (lockbox2.csv), beside the selection per registry version; it never overwrites a
+    result file, so that the final tasks are read once."""
     from demogen_fit import tables, transfer
 
-    sources = args.sources or ([tables.CORPUS, tables.CORPUS_LOCKBOX] if args.lockbox
-                               else [tables.CORPUS])
+    if args.final and (args.out is None or pathlib.Path(args.out).exists()):
+        raise ValueError(f"the final run writes its result once: give --out a file that does "
+                         f"not exist yet ({args.out or 'none given'}); its tasks' gaps are read "
+                         "by one run only")
+    sources = args.sources or ([tables.CORPUS, tables.CORPUS_LOCKBOX]
+                               if args.lockbox or args.final else [tables.CORPUS])
     table = tables.read_sources(sources, cache=args.cache, progress=not args.json)
-    results = transfer.evaluate(table, args.candidates, n_jobs=args.jobs,
-                                progress=not args.json, lockbox=args.lockbox)
+    if args.final:
+        final = tables.read_sources([tables.LOCKBOX2], cache=args.cache, progress=not args.json)
+        results = transfer.final_run(table, final, args.candidates, n_jobs=args.jobs,
+                                     progress=not args.json)
+    else:
+        results = transfer.evaluate(table, args.candidates, n_jobs=args.jobs,
+                                    progress=not args.json, lockbox=args.lockbox)
     text = results.to_json(args.out)
     if args.json:
         print(text, end="")
@@ -538,6 +550,9 @@ def build_parser():
     evaluate.add_argument("--lockbox", action="store_true",
                           help="include the lockbox tasks, which are otherwise left out of "
                                "any table (their one final run)")
+    evaluate.add_argument("--final", action="store_true",
+                          help="the one final run on the final lockbox (lockbox2.csv): needs "
+                               "--out, a file that does not exist yet")
     evaluate.add_argument("--json", action="store_true", help="print the result as JSON")
     evaluate.add_argument("--out", help="also write the JSON result to this file")
     evaluate.add_argument("--jobs", type=_number(int, 1), default=2,

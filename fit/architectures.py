@@ -96,6 +96,25 @@ def mlp(input_shape, width, depth, dropout=0.0, weight_decay=0.0, batch_norm=0, 
     return tf.keras.Sequential(layers)
 
 
+def sepconv(input_shape, width, depth, dropout=0.0, weight_decay=0.0, **_):
+    """Depthwise-separable (after MobileNet, small): `depth` blocks of two 3-wide separable
+    convs (width doubling per block), each with batch norm and a ReLU, and a 2-wide max-pool;
+    then dropout and the logits from the flattened features. Weight decay on every depthwise,
+    pointwise and dense kernel."""
+    separable = L.SeparableConv1D if len(input_shape) == 2 else L.SeparableConv2D
+    decay = ({"depthwise_regularizer": tf.keras.regularizers.L2(weight_decay),
+              "pointwise_regularizer": tf.keras.regularizers.L2(weight_decay)}
+             if weight_decay else {})
+    layers = [tf.keras.Input(input_shape)]
+    for block in range(depth):
+        for _ in range(2):
+            layers += _activated(separable(width * 2 ** block, 3, padding="same",
+                                           use_bias=False, **decay), batch_norm=1)
+        layers.append(_pool(input_shape)())
+    layers += [L.Flatten(), L.Dropout(dropout), L.Dense(N_CLASSES, **_decay(weight_decay))]
+    return tf.keras.Sequential(layers)
+
+
 def tiny(input_shape, width, dropout, **_):
     """Two strided convs and the logits: trains in about a second (tests, demo)."""
     return tf.keras.Sequential([
@@ -111,4 +130,4 @@ def vgg_pgdl(input_shape, filters, conv_blocks, dropout, **_):
 
 
 ARCHITECTURES = {"vgg": vgg, "vgg_pgdl": vgg_pgdl, "nin": nin, "allconv": allconv, "mlp": mlp,
-                 "tiny": tiny}
+                 "sepconv": sepconv, "tiny": tiny}

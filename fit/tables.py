@@ -30,6 +30,7 @@ REPOSITORY = pathlib.Path(__file__).resolve().parents[1]
 PRIMARY_POOL = REPOSITORY / "features_cache" / "nin.csv"
 CORPUS = REPOSITORY / "features_cache" / "corpus.csv"
 CORPUS_LOCKBOX = REPOSITORY / "features_cache" / "corpus_lockbox.csv"
+LOCKBOX2 = REPOSITORY / "features_cache" / "lockbox2.csv"
 
 
 def cache_dir():

@@ -23,30 +23,32 @@ import math
 import pathlib
 
 import numpy as np
+import pandas as pd
 from joblib import Parallel, delayed
 from tqdm import tqdm
 
 from demogen.competition import scoring
 from demogen_fit import candidates as registry
 from demogen_fit import presets, tables
-from demogen_fit.transfer_results import TransferResults
+from demogen_fit.transfer_results import FinalResults, TransferResults
 
 VIEWS = ("task", "cluster", "family", "source")
 FITTED = 0.99  # the train accuracy of a model that fits its data (the fitted-only view)
 MEASURES = scoring.MEASURES
 SELECTION_VIEW = "cluster"
+REFERENCES = ("paper", "winner")  # the candidates every other is compared with, task by task
 
 
 def task_info(table):
-    """{task: {"family", "source", "cluster", "lockbox"}} from the presets that made the rows; a
-    task of no known preset is its own family and source."""
+    """{task: {"family", "source", "cluster", "lockbox", "final", "n_grid"}} from the presets
+    that made the rows; a task of no known preset is its own family and source."""
     info = {}
     for (preset, task), _ in table.groupby(["preset", "task"], sort=True):
         spec = next((t for t in presets.PRESETS[preset].tasks if t.name == task), None) \
             if preset in presets.PRESETS else None
         family, source = (spec.family, spec.source) if spec else (task, task)
         info[task] = {"family": family, "source": source, "cluster": f"{family}/{source}",
-                      "lockbox": bool(spec and spec.lockbox),
+                      "lockbox": bool(spec and spec.lockbox), "final": bool(spec and spec.final),
                       "n_grid": spec.n_models if spec else None}
     return info
 
@@ -296,6 +298,19 @@ def summary(per_task):
     return out
 
 
+def paired(scores, reference):
+    """The mean per-task difference of CMI and of Kendall tau between two candidates' scores
+    ({task: scores}, an undefined score counting as 0) and the standard errors of the means."""
+    out = {}
+    for measure, key in (("cmi", "cmi_difference"), ("kendall_tau", "tau_difference")):
+        diff = np.array([(scores[t][measure] or 0.0) - (reference[t][measure] or 0.0)
+                         for t in reference])
+        out[key] = float(diff.mean())
+        out["se" if measure == "cmi" else "tau_se"] = (
+            float(diff.std(ddof=1) / math.sqrt(len(diff))) if len(diff) > 1 else None)
+    return out
+
+
 def choose(scores, order):
     """The simplest name (first in `order`) whose mean is within one standard error of the best
     mean; `scores` maps a name to the values it is judged on."""
@@ -331,7 +346,13 @@ def evaluate(table, names=None, views=VIEWS, n_jobs=2, seed=0, progress=False, l
     (their presets say so) are left out unless `lockbox` is True: their one final run. Candidates
     whose features the table lacks are skipped with the reason, and views with fewer than 3
     units likewise; so are tasks whose grid is not complete yet (fewer rows than their preset's
-    grid, e.g. while the zoo is still training them)."""
+    grid, e.g. while the zoo is still training them). Tasks of the final lockbox are refused:
+    only `final_run` reads them."""
+    final = sorted(t for t, i in task_info(table).items() if i["final"])
+    if final:
+        raise ValueError(f"the tables hold tasks of the final lockbox ({', '.join(final)}); their "
+                         "gaps are read only by the one final run: `demogen evaluate --final` "
+                         "(demogen_fit.transfer.final_run)")
     boxed = sorted(t for t, i in task_info(table).items() if i["lockbox"])
     if not lockbox:
         table = table[~table["task"].isin(boxed)]
@@ -379,13 +400,11 @@ def evaluate(table, names=None, views=VIEWS, n_jobs=2, seed=0, progress=False, l
             entry["mean"]["above_null"] = sum(
                 (r["cmi"] or 0.0) > corpus.info[t]["cmi_null_95"]
                 for t, r in entry["tasks"].items())
-        if "paper" in per_candidate:
-            paper = per_candidate["paper"]["tasks"]
-            for entry in per_candidate.values():
-                diff = np.array([(entry["tasks"][t]["cmi"] or 0.0) - (paper[t]["cmi"] or 0.0)
-                                 for t in paper])
-                entry["vs_paper"] = {"cmi_difference": float(diff.mean()),
-                                     "se": float(diff.std(ddof=1) / math.sqrt(len(diff)))}
+        for reference in REFERENCES:
+            if reference in per_candidate:
+                for entry in per_candidate.values():
+                    entry[f"vs_{reference}"] = paired(entry["tasks"],
+                                                      per_candidate[reference]["tasks"])
         nested_tasks, nested_choice = {}, {}
         for outer, tasks in units.items():
             name = choose({n: list(results[n][view]["inner"][outer].values()) for n in order},
@@ -422,3 +441,72 @@ def evaluate(table, names=None, views=VIEWS, n_jobs=2, seed=0, progress=False, l
                   sources=tables.source_digests(sorted(set(table["source"])))
                   if "source" in table else {})
     return TransferResults(report)
+
+
+def final_run(table, final_table, names=None, n_jobs=2, seed=0, progress=False):
+    """The one final run: every candidate named (default: all) fitted on all the tasks of
+    `table` (its parameter tuned by leave-one-task-out inside them) and scored on the final
+    lockbox's tasks in `final_table`, whose gaps reach no fit and no choice. Beside: per
+    registry version, the candidate the selection rule chooses on `table`'s tasks alone (the
+    evaluation's leave-one-cluster-out, the lockbox tasks included), each candidate's paired
+    differences with the references, and each final task's permutation null and noise
+    ceiling. Every final task must be complete (its whole grid)."""
+    info = task_info(final_table)
+    final = sorted(t for t, i in info.items() if i["final"])
+    if not final or len(final) < len(info):
+        raise ValueError("the final run scores the final lockbox's tasks only; the final tables "
+                         f"hold {', '.join(sorted(info)) or 'no task'}; give "
+                         "features_cache/lockbox2.csv")
+    rows = final_table.groupby("task").size()
+    incomplete = [f"{t} {rows[t]} of {info[t]['n_grid']}" for t in final
+                  if rows[t] < info[t]["n_grid"]]
+    if incomplete:
+        raise ValueError(f"the final lockbox is not complete ({', '.join(incomplete)} models); "
+                         "finish it with `demogen zoo --preset lockbox2` before its one run")
+    development = evaluate(table, names, views=(SELECTION_VIEW,), n_jobs=n_jobs, seed=seed,
+                           progress=progress, lockbox=True)
+    view = development["views"][SELECTION_VIEW]
+    chosen = registry.get(list(view["candidates"]))
+    selected = {}
+    for version in sorted({c.added for c in chosen}):
+        order = [c.name for c in chosen if c.shippable and c.added <= version]
+        selected[version] = choose({n: list(_unit_tau(view["candidates"][n]["tasks"],
+                                                       view["units"]).values())
+                                    for n in order}, order)
+    lacking = sorted({f for c in chosen for f in c.features if f not in final_table.columns})
+    if lacking:
+        raise ValueError(f"the final tables lack {len(lacking)} features the candidates read "
+                         f"(e.g. {lacking[0]}); measure them with this demogen")
+    corpus = Corpus(pd.concat([table[table["task"].isin(development["tasks"])], final_table],
+                              ignore_index=True))
+
+    def scores(candidate):
+        predictions, parameter = Evaluator(corpus, candidate, seed).held_out(final)
+        return {t: {**corpus.score(predictions, t),
+                    "fitted_only": corpus.fitted_only(predictions, t), "parameter": parameter}
+                for t in final}
+
+    run = Parallel(n_jobs=n_jobs, backend="threading", return_as="generator")(
+        delayed(scores)(c) for c in chosen)
+    candidates = {c.name: {"tasks": r} for c, r in zip(
+        chosen, tqdm(run, total=len(chosen), desc="final", unit="candidate",
+                     disable=not progress))}
+    tasks = {t: {**corpus.info[t], "cmi_null_95": permutation_null(corpus, t, seed=seed),
+                 "noise_ceiling_cmi": noise_ceiling(corpus, t, seed=seed)} for t in final}
+    for entry in candidates.values():
+        entry["mean"] = summary(entry["tasks"])
+        entry["mean"]["above_null"] = sum((r["cmi"] or 0.0) > tasks[t]["cmi_null_95"]
+                                          for t, r in entry["tasks"].items())
+        for reference in REFERENCES:
+            if reference in candidates:
+                entry[f"vs_{reference}"] = paired(entry["tasks"],
+                                                  candidates[reference]["tasks"])
+    return FinalResults({"final_tasks": tasks, "training_tasks": sorted(development["tasks"]),
+                         "selected": selected, "candidates": candidates,
+                         "development": {"view": SELECTION_VIEW,
+                                         "candidates": {n: e["mean"] for n, e in
+                                                        view["candidates"].items()}},
+                         "sources": {**development["sources"],
+                                     **(tables.source_digests(sorted(set(final_table["source"])))
+                                        if "source" in final_table else {})}})
+

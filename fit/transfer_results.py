@@ -21,9 +21,14 @@ def _means_row(name, mean, extra=None):
             "> null": mean["above_null"], **(extra or {})}
 
 
+def _versus(entry):
+    return {f"{key} vs {reference}": entry.get(f"vs_{reference}", {}).get(field)
+            for reference in ("paper", "winner")
+            for key, field in (("CMI", "cmi_difference"), ("tau", "tau_difference"))}
+
+
 @dataclasses.dataclass
-class TransferResults:
-    """The report of one transfer evaluation; see `demogen evaluate --help` for its keys."""
+class _Report:
     report: dict
 
     def __getitem__(self, key):
@@ -40,6 +45,11 @@ class TransferResults:
                     handle.write(text)
         return text
 
+
+
+class TransferResults(_Report):
+    """The report of one transfer evaluation; see `demogen evaluate --help` for its keys."""
+
     def summary(self):
         """The text `demogen evaluate` prints: per view the candidates' means and the nested
         score, CMI per held-out task beside its null and ceiling, Simpson's view, the
@@ -54,8 +64,7 @@ class TransferResults:
         lines += [f"  left out {task}: its grid is incomplete ({reason})"
                   for task, reason in report["incomplete_tasks"].items()]
         for view, result in report["views"].items():
-            rows = [_means_row(name, entry["mean"],
-                               {"vs paper": entry.get("vs_paper", {}).get("cmi_difference")})
+            rows = [_means_row(name, entry["mean"], _versus(entry))
                     for name, entry in result["candidates"].items()]
             rows.append(_means_row("nested (chosen inside)", result["nested"]["mean"]))
             lines.append(_frame(f"leave-one-{view}-out ({len(result['units'])} units), means "
@@ -83,4 +92,35 @@ class TransferResults:
         lines.append("CMI x 100: the competition's score, 0 (no information on the gap's order "
                      "beyond the hyperparameters) to 100; tau: Kendall's rank correlation, -1 to "
                      "1; Psi: tau within groups that differ in one hyperparameter.")
+        return "\n".join(lines)
+
+
+class FinalResults(_Report):
+    """The report of the one final run (demogen_fit.transfer.final_run): per candidate its
+    scores on each final task, fitted on all the training tasks; the selection per registry
+    version; each final task's null and ceiling."""
+
+    def summary(self):
+        """The text `demogen evaluate --final` prints."""
+        report = self.report
+        tasks = report["final_tasks"]
+        rows = [_means_row(name, entry["mean"], {
+            **{f"tau {t}": entry["tasks"][t]["kendall_tau"] for t in tasks}, **_versus(entry)})
+            for name, entry in report["candidates"].items()]
+        selected = ", ".join(f"{version}: {name}" for version, name in report["selected"].items())
+        lines = [f"the final run: fitted on {len(report['training_tasks'])} tasks, scored on the "
+                 f"final lockbox ({', '.join(tasks)})",
+                 _frame("means over the final tasks (an undefined score counts as 0)", rows),
+                 _frame("the final tasks", [{"task": t, "models": info["n_grid"],
+                                             "null 95%": info["cmi_null_95"],
+                                             "ceiling": info["noise_ceiling_cmi"]}
+                                            for t, info in tasks.items()]),
+                 f"\nselected on the training tasks (leave-one-cluster-out), per registry "
+                 f"version: {selected}"]
+        for version, name in report["selected"].items():
+            entry = report["candidates"][name]
+            lines.append(f"  {version} {name}: CMI {entry['mean']['cmi']:.1f}, tau "
+                         f"{entry['mean']['kendall_tau']:.3f}, per task "
+                         + ", ".join(f"{t} {entry['tasks'][t]['kendall_tau'] or 0:.3f}"
+                                     for t in tasks))
         return "\n".join(lines)

@@ -102,7 +102,7 @@ def test_console_entry_point_runs(task):
 
 def test_unknown_zoo_preset_is_a_clear_error(capsys, tmp_path):
     assert main(["zoo", "--preset", "huge", "--out", str(tmp_path)]) == 2
-    assert "unknown preset 'huge'; choose one of ['corpus', 'corpus_lockbox', 'demo', 'nin', 'tiny', 'vgg']" in capsys.readouterr().err
+    assert "unknown preset 'huge'; choose one of ['corpus', 'corpus_lockbox', 'demo', 'lockbox2', 'nin', 'tiny', 'vgg']" in capsys.readouterr().err
 
 
 def test_signature_reads_a_folder_of_task_folders(task, tmp_path, capsys):

@@ -19,7 +19,8 @@ from demogen_fit import train as training
 from demogen_fit.architectures import ARCHITECTURES
 
 CORPUS = presets.PRESETS["corpus"]
-ALL_TASKS = CORPUS.tasks + presets.PRESETS["corpus_lockbox"].tasks
+ALL_TASKS = (CORPUS.tasks + presets.PRESETS["corpus_lockbox"].tasks
+             + presets.PRESETS["lockbox2"].tasks)
 
 
 @pytest.mark.parametrize("source", ["mnist1d", "digits", "fmnist", "fmnist_color"])
@@ -96,7 +97,7 @@ def test_each_corpus_architecture_trains_is_measured_and_round_trips(task, tmp_p
     training.fit_to_data(model, x, y, epochs=1, learning_rate=settings["learning_rate"],
                          batch_size=64, augment=settings["augment"])
     assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
-    measurement = features.measure(model, (x, y), n_examples=64)
+    measurement = features.measure(model, (x, y), [features.MARGINS], n_examples=64)
     assert len(measurement.margins.layers) == 4
     signature = measurement.margins.signature("quartile", normalize=False, signed=True)
     assert signature.values.shape == (20,) and np.isfinite(signature.values).all()

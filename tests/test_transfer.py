@@ -335,3 +335,105 @@ def test_the_committed_lockbox_run_read_the_committed_tables(monkeypatch):
     assert result["lockbox"] == {"tasks": ["mlp_fmnist", "nin_mnist1d"], "included": True}
     assert {"mlp_fmnist", "nin_mnist1d"} <= set(result["tasks"])
     assert result["sources"] == tables.source_digests(result["sources"])
+
+
+def _final_preset(monkeypatch):
+    """Six tasks of their own families; t4 and t5 are the final lockbox's."""
+    from demogen_fit import presets
+
+    grid = {"a": (0, 1), "b": (0, 1), "c": (0, 1), "d": (0, 1)}
+    preset = presets.Preset("synthetic", tuple(
+        presets.Task(f"t{k}", f"f{k}", "mlp", "digits", 100, grid, 1, final=k >= 4)
+        for k in range(6)))
+    monkeypatch.setitem(presets.PRESETS, "synthetic", preset)
+    table = synthetic(n_tasks=6)
+    final = table["task"].isin(["t4", "t5"])
+    return table[~final], table[final]
+
+
+def test_the_final_run_fits_on_the_training_tasks_only(monkeypatch):
+    """No fit, tuning or selection of the final run sees a final task's rows; the final tasks
+    are scored as the synthetic corpus makes them (out.q2 reverses the gap exactly)."""
+    training, final = _final_preset(monkeypatch)
+    fitted_on, tuned_on = set(), set()
+    fit, within_tau = candidates.fit, transfer.Corpus.within_tau
+
+    def recording_fit(candidate, table, pool=None):
+        fitted_on.update(table["task"])
+        return fit(candidate, table, pool)
+
+    def recording_tau(self, predictions, task):
+        tuned_on.add(task)
+        return within_tau(self, predictions, task)
+
+    monkeypatch.setattr(candidates, "fit", recording_fit)
+    monkeypatch.setattr(transfer.Corpus, "within_tau", recording_tau)
+    result = transfer.final_run(training, final, ["train_accuracy", "output_margin",
+                                                  "weights_shape"], n_jobs=1)
+    assert fitted_on == tuned_on == {"t0", "t1", "t2", "t3"}
+    assert result["training_tasks"] == ["t0", "t1", "t2", "t3"]
+    assert sorted(result["final_tasks"]) == ["t4", "t5"]
+    for task in ("t4", "t5"):
+        scores = result["candidates"]["output_margin"]["tasks"][task]
+        assert scores["kendall_tau"] == pytest.approx(1.0)
+        assert scores["cmi"] == pytest.approx(100.0)
+    # acc.sample is constant: train_accuracy's tau is undefined, counted as 0
+    assert result["candidates"]["train_accuracy"]["mean"]["kendall_tau"] == 0.0
+    assert result["selected"] == {"v1": "output_margin", "v2": "output_margin"}
+    margin, shape = (result["candidates"][n]["tasks"] for n in ("output_margin", "weights_shape"))
+    diff = [margin[t]["kendall_tau"] - (shape[t]["kendall_tau"] or 0.0) for t in ("t4", "t5")]
+    assert result["candidates"]["output_margin"].get("vs_winner") is None
+    assert transfer.paired(margin, shape)["tau_difference"] == pytest.approx(np.mean(diff))
+    assert transfer.paired(margin, shape)["tau_se"] == pytest.approx(
+        np.std(diff, ddof=1) / np.sqrt(2))
+    assert "v2 output_margin" in result.summary()
+
+
+def test_final_tasks_are_read_by_the_final_run_only(monkeypatch):
+    training, final = _final_preset(monkeypatch)
+    with pytest.raises(ValueError, match="final lockbox .*t4, t5.*--final"):
+        transfer.evaluate(pd.concat([training, final]), ["output_margin"], n_jobs=1)
+    with pytest.raises(ValueError, match="final lockbox's tasks only.*t0"):
+        transfer.final_run(training, pd.concat([final, training[training["task"] == "t0"]]),
+                           ["output_margin"], n_jobs=1)
+    short = final[(final["task"] != "t5") | (final["model_id"].astype(int) < 10)]
+    with pytest.raises(ValueError, match="not complete .*t5 10 of 16.*--preset lockbox2"):
+        transfer.final_run(training, short, ["output_margin"], n_jobs=1)
+    with pytest.raises(ValueError, match="lack 1 features .*out.q2"):
+        transfer.final_run(training, final.drop(columns="out.q2"), ["output_margin"], n_jobs=1)
+
+
+def test_the_final_run_writes_its_result_once(monkeypatch, tmp_path, capsys):
+    from demogen.cli import main
+    from demogen_fit import tables
+
+    training, final = _final_preset(monkeypatch)
+    settings = {"extractor_version": 1, "n_examples": 16, "sample_seed": 0}
+    training.assign(**settings).to_csv(tmp_path / "training.csv", index=False)
+    final.assign(**settings).to_csv(tmp_path / "lockbox2.csv", index=False)
+    monkeypatch.setattr(tables, "LOCKBOX2", tmp_path / "lockbox2.csv")
+    command = ["evaluate", str(tmp_path / "training.csv"), "--final", "--candidates",
+               "output_margin", "--jobs", "1"]
+    assert main(command) == 2
+    assert "give --out a file that does not exist yet (none given)" in capsys.readouterr().err
+    out = tmp_path / "final.json"
+    assert main(command + ["--out", str(out)]) == 0
+    assert "the final run: fitted on 4 tasks" in capsys.readouterr().out
+    assert json.loads(out.read_text())["selected"] == {"v1": "output_margin"}
+    written = out.read_text()
+    assert main(command + ["--out", str(out)]) == 2
+    assert "writes its result once" in capsys.readouterr().err
+    assert out.read_text() == written
+    assert main(["evaluate", str(tmp_path / "training.csv"), str(tmp_path / "lockbox2.csv"),
+                 "--candidates", "output_margin", "--jobs", "1"]) == 2
+    assert "read only by the one final run" in capsys.readouterr().err
+
+
+def test_the_final_lockbox_has_pairs_no_earlier_task_uses():
+    from demogen_fit import presets
+
+    final = presets.PRESETS["lockbox2"].tasks
+    earlier = presets.PRESETS["corpus"].tasks + presets.PRESETS["corpus_lockbox"].tasks
+    assert len(final) == 3 and all(t.final and not t.lockbox for t in final)
+    assert not any(t.final for t in earlier)
+    assert not {(t.family, t.source) for t in final} & {(t.family, t.source) for t in earlier}

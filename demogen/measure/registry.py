@@ -93,7 +93,6 @@ def versions(groups=None):
     return {group: version(group) for group in (GROUPS if groups is None else groups)}
 
 
-
 def groups_of(columns):
     """The groups that compute `columns`, in registry order; an unknown column is an error that
     lists the groups."""
@@ -105,7 +104,7 @@ def groups_of(columns):
     return [group for group in GROUPS if group in wanted]
 
 
-def _in_order(producers):
+def in_order(producers):
     """The producers with those they need, each after its needs."""
     order = []
 
@@ -122,7 +121,7 @@ def _in_order(producers):
 
 def producers_of(groups):
     """The producers these groups need, with the producers those need, in measuring order."""
-    return _in_order(GROUPS[group].needs for group in groups)
+    return in_order(GROUPS[group].needs for group in groups)
 
 
 def measure(model, data, producers=None, tolerate=(), **sample):
@@ -132,7 +131,7 @@ def measure(model, data, producers=None, tolerate=(), **sample):
     `tolerate` is kept in `measurement.failed` (its groups are then NaN with the reason); any
     other propagates."""
     measurement = Measurement()
-    for name in _in_order(PRODUCERS if producers is None else producers):
+    for name in in_order(PRODUCERS if producers is None else producers):
         try:
             measurement[name] = PRODUCERS[name].measure(model, data, sample, measurement)
         except ValueError as error:

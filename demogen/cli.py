@@ -118,7 +118,7 @@ def cmd_demo(args):
     import shutil
     import tempfile
 
-    from demogen_fit import zoo
+    from demogen_fit import presets, zoo
 
     from demogen.competition.bundle import write_bundle
     from demogen.competition.evaluation import score_predictions
@@ -267,7 +267,7 @@ def cmd_zoo(args):
     rows whose models are gone are retrained instead (weights digest checked, weights dropped).
     With --pilot, train only the fastest and the slowest configuration of every task into --out
     (a scratch folder) and print the projected cost."""
-    from demogen_fit import zoo
+    from demogen_fit import presets, zoo
 
     features = args.features or zoo.features_folder(args.preset, args.out)
     if args.describe:
@@ -297,8 +297,11 @@ def cmd_zoo(args):
         rows = zoo.backfill(args.preset, args.out, args.workers, features, args.data_dir)
     gaps = [row["gap"] for row in rows]
     failed = sum(1 for row in rows if row["error"])
-    print(f"{args.preset}: {len(rows)} models in {args.out}, gap from {min(gaps):.3f} to "
-          f"{max(gaps):.3f}; features in {features}/{args.preset}.csv"
+    final = any(task.final for task in presets.PRESETS[args.preset].tasks)
+    print(f"{args.preset}: {len(rows)} models in {args.out}, "
+          + ("gaps not shown (a final lockbox's are read by its one final run)" if final else
+             f"gap from {min(gaps):.3f} to {max(gaps):.3f}")
+          + f"; features in {features}/{args.preset}.csv"
           + (f"; {failed} without features (see the error column)" if failed else ""))
     return 0
 

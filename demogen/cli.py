@@ -118,7 +118,7 @@ def cmd_demo(args):
     import shutil
     import tempfile
 
-    from demogen_fit import presets, zoo
+    from demogen_fit import zoo
 
     from demogen.competition.bundle import write_bundle
     from demogen.competition.evaluation import score_predictions

@@ -311,6 +311,18 @@ def paired(scores, reference):
     return out
 
 
+def _compare(per_candidate, nulls):
+    """Add to each candidate's entry ({"tasks", "mean"}) how many tasks score above their
+    permutation null (`nulls`: {task: CMI}) and its paired differences from the references."""
+    for entry in per_candidate.values():
+        entry["mean"]["above_null"] = sum((r["cmi"] or 0.0) > nulls[t]
+                                          for t, r in entry["tasks"].items())
+        for reference in REFERENCES:
+            if reference in per_candidate:
+                entry[f"vs_{reference}"] = paired(entry["tasks"],
+                                                  per_candidate[reference]["tasks"])
+
+
 def choose(scores, order):
     """The simplest name (first in `order`) whose mean is within one standard error of the best
     mean; `scores` maps a name to the values it is judged on."""
@@ -396,15 +408,7 @@ def evaluate(table, names=None, views=VIEWS, n_jobs=2, seed=0, progress=False, l
         units = corpus.units(view)
         per_candidate = {n: {"tasks": r[view]["tasks"], "mean": summary(r[view]["tasks"])}
                          for n, r in results.items()}
-        for entry in per_candidate.values():
-            entry["mean"]["above_null"] = sum(
-                (r["cmi"] or 0.0) > corpus.info[t]["cmi_null_95"]
-                for t, r in entry["tasks"].items())
-        for reference in REFERENCES:
-            if reference in per_candidate:
-                for entry in per_candidate.values():
-                    entry[f"vs_{reference}"] = paired(entry["tasks"],
-                                                      per_candidate[reference]["tasks"])
+        _compare(per_candidate, {t: i["cmi_null_95"] for t, i in corpus.info.items()})
         nested_tasks, nested_choice = {}, {}
         for outer, tasks in units.items():
             name = choose({n: list(results[n][view]["inner"][outer].values()) for n in order},
@@ -463,6 +467,11 @@ def final_run(table, final_table, names=None, n_jobs=2, seed=0, progress=False):
     if incomplete:
         raise ValueError(f"the final lockbox is not complete ({', '.join(incomplete)} models); "
                          "finish it with `demogen zoo --preset lockbox2` before its one run")
+    lacking = sorted({f for c in registry.get(names) for f in c.features
+                      if f in table.columns and f not in final_table.columns})
+    if lacking:
+        raise ValueError(f"the final tables lack {len(lacking)} features the candidates read "
+                         f"(e.g. {lacking[0]}); measure them with this demogen")
     development = evaluate(table, names, views=(SELECTION_VIEW,), n_jobs=n_jobs, seed=seed,
                            progress=progress, lockbox=True)
     view = development["views"][SELECTION_VIEW]
@@ -473,10 +482,6 @@ def final_run(table, final_table, names=None, n_jobs=2, seed=0, progress=False):
         selected[version] = choose({n: list(_unit_tau(view["candidates"][n]["tasks"],
                                                        view["units"]).values())
                                     for n in order}, order)
-    lacking = sorted({f for c in chosen for f in c.features if f not in final_table.columns})
-    if lacking:
-        raise ValueError(f"the final tables lack {len(lacking)} features the candidates read "
-                         f"(e.g. {lacking[0]}); measure them with this demogen")
     corpus = Corpus(pd.concat([table[table["task"].isin(development["tasks"])], final_table],
                               ignore_index=True))
 
@@ -495,12 +500,7 @@ def final_run(table, final_table, names=None, n_jobs=2, seed=0, progress=False):
                  "noise_ceiling_cmi": noise_ceiling(corpus, t, seed=seed)} for t in final}
     for entry in candidates.values():
         entry["mean"] = summary(entry["tasks"])
-        entry["mean"]["above_null"] = sum((r["cmi"] or 0.0) > tasks[t]["cmi_null_95"]
-                                          for t, r in entry["tasks"].items())
-        for reference in REFERENCES:
-            if reference in candidates:
-                entry[f"vs_{reference}"] = paired(entry["tasks"],
-                                                  candidates[reference]["tasks"])
+    _compare(candidates, {t: i["cmi_null_95"] for t, i in tasks.items()})
     return FinalResults({"final_tasks": tasks, "training_tasks": sorted(development["tasks"]),
                          "selected": selected, "candidates": candidates,
                          "development": {"view": SELECTION_VIEW,

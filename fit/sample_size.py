@@ -10,6 +10,7 @@ runtime samples one set of examples per dataset), and each candidate's held-out 
 (fitted on the exact values of the other units, as `demogen evaluate` fits them) are scored
 again. Drawing with replacement models a training set much larger than the sample; where n is
 at least a task's training-set size the figure is an extrapolation (marked per size).
+Its side-file reading, held-out fits and scoring serve demogen_fit.budget's curve too.
 """
 
 import pathlib

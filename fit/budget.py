@@ -71,10 +71,10 @@ def task_curve(tasks_dir, frozen, counts=BUDGET_COUNTS, reference=None, progress
     {"n_examples", "train_accuracy_examples" (None unless two-part), "default", "whole_set":
     [tasks whose training set the count covers], "seconds_per_model", "cmi", "kendall_tau",
     "granulated_psi" (means over tasks), "tasks": {task: score_task}, "predictions": {task:
-    {model id: prediction}}}]}: the budget curve of a
-    frozen predictor on PGDL task folders (`--tasks DIR` as `demogen score` reads it).
-    seconds_per_model: predict()'s wall time (sampling, margins, training accuracy) over the
-    models of every task, loading excluded."""
+    {model id: prediction}}}]}: the budget curve of a frozen predictor on PGDL task folders
+    (`--tasks DIR` as `demogen score` reads it). seconds_per_model: the mean wall time of
+    predict() (sampling, margins, training accuracy) over the models of every task, loading
+    excluded."""
     from tqdm import tqdm
 
     from demogen.competition import evaluation, pgdl, scoring
@@ -96,10 +96,8 @@ def task_curve(tasks_dir, frozen, counts=BUDGET_COUNTS, reference=None, progress
     n_train = {task: sampling.dataset_length(ds) for task, ds in data.items()}
     # One untimed call first, so that TensorFlow's one-time start-up does not count against the
     # first point; its sample is dropped, so that every point pays for its own first draw.
-    first = next(iter(tasks))
-    predict(at_count(frozen, counts[0]), pgdl.load_model(tasks[first][0],
-                                                         next(iter(tasks[first][2]))),
-            data[first])
+    first, (folder, _, hparams) = next(iter(tasks.items()))
+    predict(at_count(frozen, counts[0]), pgdl.load_model(folder, next(iter(hparams))), data[first])
     sampling.clear_cache()
     n_models = sum(len(hparams) for _, _, hparams in tasks.values())
     bar = tqdm(total=len(counts) * n_models, desc="budget", unit="model", disable=not progress)
@@ -181,7 +179,6 @@ def corpus_curve(table, names, counts=BUDGET_COUNTS, n_seeds=20, view="cluster",
     check_models({task: len(rows) for task, rows in corpus.rows.items()})
     candidates = registry.get(names)
     groups = margin_groups(candidates)
-    columns = [c for g in groups for c in features.GROUPS[g].names]
     units = corpus.units(view)
     files = sample_size.side_files(corpus)
     correct = sample_size.train_correct(files)
@@ -199,25 +196,13 @@ def corpus_curve(table, names, counts=BUDGET_COUNTS, n_seeds=20, view="cluster",
                                     fit["train_accuracy"]["n_examples"])
     out = {"counts": list(counts), "n_train": sizes, "view": view, "n_seeds": n_seeds,
            "default": DEFAULTS["n_examples"], "full": full, "curves": {name: [] for name in names}}
-    base = corpus.table[columns].to_numpy(dtype=np.float64)
     for n in counts:
         n_accuracy = {name: train_accuracy_examples(n, *ratio)
                       for name, ratio in accuracy_ratio.items()}
         draws = {name: [] for name in names}
         for s in range(n_seeds):
-            values, accuracy = base.copy(), {name: np.zeros(len(corpus.gaps))
-                                             for name in accuracy_ratio}
-            for task, rows in corpus.rows.items():
-                rng = np.random.default_rng([seed, s, n, *map(ord, task)])
-                positions = draw(rng, n, sizes[task])
-                for row, model in zip(rows, margins[task]):
-                    if model is not None:
-                        row_values = recompute(model, positions, groups)
-                        values[row] = [row_values[c] for c in columns]
-                for name, n_acc in n_accuracy.items():
-                    picked = draw(rng, n_acc, correct[task].shape[1])
-                    accuracy[name][rows] = correct[task][:, picked].mean(axis=1)
-            remeasured = corpus.table.assign(**dict(zip(columns, values.T)))
+            remeasured, accuracy = resample(corpus, (margins, sizes, correct), groups, n,
+                                            n_accuracy, (seed, s))
             for name in names:
                 scored = remeasured.assign(**{"acc.sample": accuracy[name]}) \
                     if name in accuracy else remeasured
@@ -232,6 +217,29 @@ def corpus_curve(table, names, counts=BUDGET_COUNTS, n_seeds=20, view="cluster",
                                                                    full[name])
                                      for name in names}
     return out
+
+
+def resample(corpus, side, groups, n, n_accuracy, seeds):
+    """(the corpus's table with the columns of the margin `groups` recomputed from n examples
+    of each model's margin sample, {name: each model's training accuracy on n_accuracy[name] of
+    its per-example correctness bits}) for one draw: per task one draw of positions, seeded by
+    `seeds`, n and the task's name, shared by its models. `side`: ({task: [Margins or None per
+    model]}, {task: margin-sample size}, {task: (models, n_train) correctness bits})."""
+    margins, sizes, correct = side
+    columns = [c for g in groups for c in features.GROUPS[g].names]
+    values = corpus.table[columns].to_numpy(dtype=np.float64, copy=True)
+    accuracy = {name: np.zeros(len(corpus.gaps)) for name in n_accuracy}
+    for task, rows in corpus.rows.items():
+        rng = np.random.default_rng([*seeds, n, *map(ord, task)])
+        positions = draw(rng, n, sizes[task])
+        for row, model in zip(rows, margins[task]):
+            if model is not None:
+                row_values = recompute(model, positions, groups)
+                values[row] = [row_values[c] for c in columns]
+        for name, n_acc in n_accuracy.items():
+            picked = draw(rng, n_acc, correct[task].shape[1])
+            accuracy[name][rows] = correct[task][:, picked].mean(axis=1)
+    return corpus.table.assign(**dict(zip(columns, values.T))), accuracy
 
 
 def smallest_within_one_se(points, full):

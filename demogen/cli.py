@@ -9,7 +9,7 @@ import os
 import pathlib
 import sys
 
-from demogen.defaults import DEFAULTS, SHIPPED_PREDICTORS
+from demogen.defaults import BUDGET_COUNTS, DEFAULTS, SHIPPED_PREDICTORS
 
 
 def _number(kind, minimum, inclusive=True):
@@ -256,6 +256,40 @@ def cmd_score(args):
         print()
     else:
         _print_scores(result)
+    return 0
+
+
+def cmd_budget(args):
+    """The budget curve of a frozen predictor on PGDL tasks: at each number of sampled training
+    examples (a two-part predictor's training-accuracy sample scaled with it, in the
+    predictor's own ratio), CMI x 100, Kendall tau-b and Psi against the tasks' reference gaps
+    and the time per model; counts at or above a task's training-set size are its whole set.
+    With --out, writes budget.json and budget.png there."""
+    from demogen_fit import budget
+
+    from demogen.frozen import coefficients
+
+    frozen = coefficients.load(args.coefficients, args.predictor)
+    result = budget.task_curve(args.tasks, frozen, args.n_examples, args.reference)
+    result["predictor"] = args.coefficients or args.predictor
+    print(f"{result['predictor']} ({result['name']}) on {len(result['n_train'])} task(s), "
+          f"{result['n_models']} models; training-set sizes: "
+          + ", ".join(f"{task} {size:,}" for task, size in result["n_train"].items()))
+    print(f"{'n':>7}{'acc. n':>8}{'CMI x 100':>11}{'tau-b':>9}{'Psi':>9}{'s/model':>9}  "
+          "whole set for")
+    for point in result["points"]:
+        cells = "".join(f"{_format(point[k], 3):>{w}}"
+                        for k, w in (("cmi", 11), ("kendall_tau", 9), ("granulated_psi", 9)))
+        print(f"{point['n_examples']:>7}{point['train_accuracy_examples'] or '-':>8}{cells}"
+              f"{point['seconds_per_model']:>9.2f}  {', '.join(point['whole_set']) or '-'}"
+              + ("  (the predictor's default)" if point["default"] else ""))
+    if args.out is not None:
+        out = pathlib.Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "budget.json").write_text(json.dumps(result, indent=1) + "\n")
+        budget.plot({result["name"]: result["points"]}, result["default"], result["n_train"],
+                    out / "budget.png", f"The budget curve of {result['predictor']}")
+        print(f"wrote {out / 'budget.json'} and {out / 'budget.png'}")
     return 0
 
 
@@ -510,6 +544,23 @@ def build_parser():
     score.add_argument("--json", action="store_true", help="print a JSON object")
     score.set_defaults(run=cmd_score)
 
+    budget = commands.add_parser("budget", help="a predictor's scores and cost per number of "
+                                                "sampled examples", description=cmd_budget.__doc__)
+    budget.add_argument("--tasks", required=True,
+                        help=f"{tasks_help}, with model_configs.json as for score")
+    budget.add_argument("--reference", help="folder of <task>/model_configs.json")
+    budget_predictor = budget.add_mutually_exclusive_group()
+    budget_predictor.add_argument("--predictor", choices=SHIPPED_PREDICTORS,
+                                  default=SHIPPED_PREDICTORS[0],
+                                  help="which shipped predictor (default %(default)s)")
+    budget_predictor.add_argument("--coefficients", help="a frozen predictor file instead")
+    budget.add_argument("--n-examples", nargs="+", type=_number(int, 2), metavar="N",
+                        default=list(BUDGET_COUNTS),
+                        help="the numbers of sampled training examples, increasing, each at "
+                             "least 2 (default %(default)s)")
+    budget.add_argument("--out", metavar="DIR", help="folder for budget.json and budget.png")
+    budget.set_defaults(run=cmd_budget)
+
     zoo = commands.add_parser("zoo", help="train a preset's model pool into PGDL task folders",
                               description=cmd_zoo.__doc__, formatter_class=_ZooHelpFormatter)
     zoo.add_argument("--preset", required=True, metavar="NAME",
@@ -594,7 +645,7 @@ def _runs_models(args):
         return not args.describe
     if args.command in ("evaluate", "fit"):
         return any(os.path.isdir(source) for source in args.sources)
-    return args.command in ("signature", "demo")
+    return args.command in ("signature", "demo", "budget")
 
 
 def main(argv=None):

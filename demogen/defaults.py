@@ -5,6 +5,7 @@ sampling settings and version, and the predictors shipped as package data
 
 DEFAULTS = {"n_examples": 2048, "seed": 0, "batch_size": 256}
 EXTRACTOR_VERSION = 1  # goes up when the extracted margins change
+BUDGET_COUNTS = (256, 512, 1024, 2048, 4096)  # the sample sizes of `demogen budget`
 
 # "selected": the candidate the nested transfer rule chose (`demogen evaluate`), fitted on the
 # corpus, the default everywhere; "paper_nin": the paper's configuration (the candidate "paper")

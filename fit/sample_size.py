@@ -10,6 +10,7 @@ runtime samples one set of examples per dataset), and each candidate's held-out 
 (fitted on the exact values of the other units, as `demogen evaluate` fits them) are scored
 again. Drawing with replacement models a training set much larger than the sample; where n is
 at least a task's training-set size the figure is an extrapolation (marked per size).
+Its side-file reading, held-out fits and scoring serve demogen_fit.budget's curve too.
 """
 
 import pathlib
@@ -22,21 +23,66 @@ from demogen_fit import candidates as registry
 SIZES = (128, 256, 512, 1024, 2048, 4096, 8192)
 
 
-def train_correct(corpus):
-    """{task: (models, n_train) bool array} of each model's per-example training correctness,
-    from the side files, in the corpus's row order."""
+def check_sizes(sizes):
+    """Refuse sample sizes that are not a non-empty, increasing list of positive integers."""
+    if not sizes or any(n < 1 for n in sizes) or list(sizes) != sorted(set(sizes)):
+        raise ValueError(f"sample sizes must be increasing positive integers, got {list(sizes)}; "
+                         "give at least one, smallest first, none twice (e.g. 256 512 1024)")
+
+
+def side_files(corpus):
+    """{task: [(Measurement, extras) of sidefiles.read per model]} in the corpus's row order."""
     out = {}
     for task, rows in corpus.rows.items():
-        bits = []
+        out[task] = []
         for _, row in corpus.table.loc[rows].iterrows():
             path = sidefiles.path(pathlib.Path(row["source"]).parent, row["preset"], task,
                                   row["model_id"])
             if not path.is_file():
-                raise FileNotFoundError(f"no side file {path}: the sample-size curve needs the "
-                                        "per-example training correctness of every model")
-            bits.append(sidefiles.read(path)[1]["train_correct"])
-        out[task] = np.stack(bits)
+                raise FileNotFoundError(f"no side file {path}: the sample-size curves need the "
+                                        "per-example measurements of every model")
+            out[task].append(sidefiles.read(path))
     return out
+
+
+def train_correct(files):
+    """{task: (models, n_train) bool array} of each model's per-example training correctness,
+    from the side files (`side_files`)."""
+    return {task: np.stack([extras["train_correct"] for _, extras in models])
+            for task, models in files.items()}
+
+
+def held_out(corpus, names, units):
+    """{name: {unit: frozen predictor dict}}: each candidate's tuned fit on the tasks outside each
+    unit, fitted on the table's values (as `demogen evaluate` fits them)."""
+    out = {}
+    for name in names:
+        evaluator = transfer.Evaluator(corpus, registry.get([name])[0])
+        out[name] = {unit: evaluator.frozen(tasks)[evaluator.tuned(tasks)]
+                     for unit, tasks in units.items()}
+    return out
+
+
+def mean_scores(corpus, units, name, fits, table):
+    """[mean Kendall tau, mean CMI x 100] over the corpus's tasks of a candidate's held-out
+    predictions (`fits`: its entry of `held_out`) for the rows of `table`, the corpus's table
+    with some columns re-measured; an undefined score counts as 0."""
+    candidate = registry.get([name])[0]
+    predictions = np.zeros(len(corpus.gaps))
+    for unit, tasks in units.items():
+        rows = np.concatenate([corpus.rows[t] for t in tasks])
+        predictions[rows] = registry.predict(candidate, fits[unit], table.iloc[rows])
+    per_task = [corpus.score(predictions, t, ("kendall_tau", "cmi")) for t in corpus.tasks]
+    return [float(np.mean([s[m] or 0.0 for s in per_task])) for m in ("kendall_tau", "cmi")]
+
+
+def over_seeds(draws):
+    """{"kendall_tau", "kendall_tau_se", "cmi", "cmi_se"}: the mean over seeds of [tau, CMI]
+    pairs, and the standard error over seeds."""
+    values = np.array(draws)
+    se = values.std(axis=0, ddof=1) / np.sqrt(len(values))
+    return {"kendall_tau": float(values[:, 0].mean()), "kendall_tau_se": float(se[0]),
+            "cmi": float(values[:, 1].mean()), "cmi_se": float(se[1])}
 
 
 def curve(table, names, sizes=SIZES, n_seeds=20, view="cluster", seed=0):
@@ -46,31 +92,19 @@ def curve(table, names, sizes=SIZES, n_seeds=20, view="cluster", seed=0):
     acc.sample measured on n examples (mean over seeds, and the standard error over seeds),
     beside the scores with the exact training accuracy. accuracy_error: the root mean squared
     difference between the sampled and the exact training accuracy over models and seeds."""
-    if not sizes or any(n < 1 for n in sizes) or list(sizes) != sorted(set(sizes)):
-        raise ValueError(f"sample sizes must be increasing positive integers, got {list(sizes)}")
+    check_sizes(sizes)
     corpus = transfer.Corpus(table)
     units = corpus.units(view)
-    correct = train_correct(corpus)
+    correct = train_correct(side_files(corpus))
     n_train = {task: int(bits.shape[1]) for task, bits in correct.items()}
     exact_accuracy = np.zeros(len(corpus.gaps))
     for task, rows in corpus.rows.items():
         exact_accuracy[rows] = correct[task].mean(axis=1)
-    held_out = {}
-    for name in names:
-        evaluator = transfer.Evaluator(corpus, registry.get([name])[0])
-        held_out[name] = {unit: evaluator.frozen(tasks)[evaluator.tuned(tasks)]
-                          for unit, tasks in units.items()}
+    fits = held_out(corpus, names, units)
 
     def scores(name, accuracy):
-        table = corpus.table.assign(**{"acc.sample": accuracy})
-        candidate = registry.get([name])[0]
-        predictions = np.zeros(len(corpus.gaps))
-        for unit, tasks in units.items():
-            rows = np.concatenate([corpus.rows[t] for t in tasks])
-            predictions[rows] = registry.predict(candidate, held_out[name][unit],
-                                                 table.iloc[rows])
-        per_task = [corpus.score(predictions, t, ("kendall_tau", "cmi")) for t in corpus.tasks]
-        return [np.mean([s[m] or 0.0 for s in per_task]) for m in ("kendall_tau", "cmi")]
+        return mean_scores(corpus, units, name, fits[name],
+                           corpus.table.assign(**{"acc.sample": accuracy}))
 
     out = {"sizes": list(sizes), "n_train": n_train, "view": view, "n_seeds": n_seeds,
            "exact": {name: dict(zip(("kendall_tau", "cmi"), scores(name, exact_accuracy)))
@@ -88,13 +122,8 @@ def curve(table, names, sizes=SIZES, n_seeds=20, view="cluster", seed=0):
             for name in names:
                 draws[name].append(scores(name, accuracy))
         for name in names:
-            values = np.array(draws[name])
             out["candidates"][name].append({
                 "n_examples": int(n),
                 "extrapolation": sorted(t for t, size in n_train.items() if n >= size),
-                "accuracy_error": float(np.sqrt(np.mean(errors))),
-                "kendall_tau": float(values[:, 0].mean()),
-                "kendall_tau_se": float(values[:, 0].std(ddof=1) / np.sqrt(n_seeds)),
-                "cmi": float(values[:, 1].mean()),
-                "cmi_se": float(values[:, 1].std(ddof=1) / np.sqrt(n_seeds))})
+                "accuracy_error": float(np.sqrt(np.mean(errors))), **over_seeds(draws[name])})
     return out

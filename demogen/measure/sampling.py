@@ -31,7 +31,7 @@ _cache = []  # _Entry objects, the most recently used last
 _lock = threading.RLock()
 
 
-def _dataset_length(dataset):
+def dataset_length(dataset):
     """The number of elements, counted without keeping them when the dataset does not know it.
 
     The count runs over `dataset.map(<constant>)` with tf.data's map fusion on, so that the
@@ -83,7 +83,7 @@ def _from_dataset(dataset, n_examples, seed, input_rank):
         raise ValueError(f"the dataset's elements are {spec}; demogen needs (input, label) pairs")
     if spec[0].shape.rank == input_rank + 1:  # batched: take it apart
         dataset = dataset.unbatch()
-    n_total = _dataset_length(dataset)
+    n_total = dataset_length(dataset)
     if n_total == 0:
         raise ValueError("the dataset is empty: there are no examples to measure margins on")
     return _read_positions(dataset, sample_indices(n_total, n_examples, seed))

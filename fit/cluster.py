@@ -41,12 +41,13 @@ def connect(address):
         raise ValueError(f"--cluster needs Dask's distributed scheduler, which is not "
                          f"installed; install it with: {INSTALL}") from None
     with contextlib.ExitStack() as stack:
+        scheduler = address
         if n_workers is not None:
-            address = stack.enter_context(distributed.LocalCluster(
+            scheduler = stack.enter_context(distributed.LocalCluster(
                 n_workers=n_workers, threads_per_worker=1, processes=True,
                 dashboard_address=None, silence_logs=logging.ERROR))
         try:
-            client = stack.enter_context(distributed.Client(address,
+            client = stack.enter_context(distributed.Client(scheduler,
                                                             timeout=CONNECT_SECONDS))
         except (OSError, TimeoutError) as error:
             raise ValueError(f"no Dask scheduler answers at {address!r} ({error}); start one "

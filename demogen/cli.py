@@ -3,6 +3,7 @@ runs, so that help and argument errors are instant and the runtime stays importa
 offline packages; TensorFlow only by the subcommands that run a model (`_runs_models`)."""
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -45,6 +46,22 @@ def _add_signature_options(parser):
                              "instead of the default rule")
 
 
+def _add_cluster_option(parser, task="one model"):
+    parser.add_argument("--cluster", metavar="ADDRESS",
+                        help=f"send the work, {task} a task, to the Dask scheduler at ADDRESS "
+                             "(host:port), or to local:N, N worker processes started here for "
+                             "the run; needs demogen[cluster] (docs/cluster.md)")
+
+
+def _connected(args):
+    """The Dask client of --cluster for the subcommand's work (None without --cluster)."""
+    if args.cluster is None:
+        return contextlib.nullcontext()
+    from demogen_fit import cluster
+
+    return cluster.connect(args.cluster)
+
+
 def _signature_kwargs(args):
     return {"n_examples": args.n_examples, "seed": args.seed, "batch_size": args.batch_size,
             "statistic": args.statistic, "normalize": not args.unnormalized,
@@ -68,16 +85,49 @@ def _format_signature(title, signature):
     return "\n".join(lines)
 
 
+def _signature(folder, model_id, allow_code_layers, options):
+    """One model's margin signature, or the reason it has none (text); run on a Dask worker
+    with --cluster."""
+    from demogen import margin_signature
+    from demogen.competition import pgdl
+
+    try:
+        model = pgdl.load_model(folder, model_id, allow_code_layers=allow_code_layers)
+        return margin_signature(model, pgdl.load_dataset(folder, "train"), **options)
+    except (ValueError, FileNotFoundError) as error:
+        return str(error)
+
+
+def _signatures(jobs, args):
+    """`_signature` of each (task, folder, model id) in order: one by one here, or with
+    --cluster on its workers (the bar then follows the finished ones)."""
+    from tqdm import tqdm
+
+    options = (args.allow_code_layers, _signature_kwargs(args))
+    bar = {"desc": "signatures", "unit": "model", "file": sys.stderr, "disable": len(jobs) < 2}
+    if args.cluster is None:
+        for _, folder, model_id in tqdm(jobs, **bar):
+            yield _signature(folder, model_id, *options)
+        return
+    from demogen_fit import cluster
+
+    with _connected(args) as client, cluster.pool(client=client) as pool:
+        futures = [pool.submit(_signature, pathlib.Path(folder).resolve(), model_id, *options)
+                   for _, folder, model_id in jobs]
+        for _ in tqdm(pool.as_completed(futures), total=len(futures), **bar):
+            pass
+        yield from (future.result() for future in futures)
+
+
 def cmd_signature(args):
     """Signatures of the models of a PGDL task folder, or of every task in a folder of task
     folders (what `demogen zoo --out` writes)."""
     from tqdm import tqdm
 
-    from demogen import margin_signature
     from demogen.competition import pgdl
     from demogen.competition.tasks import find_tasks
 
-    jobs, datasets = [], {}
+    jobs = []
     for task, folder, _ in find_tasks(args.task_dir, require_configs=False):
         available = pgdl.model_ids(folder)
         wanted = [m.removeprefix("model_") for m in args.model] if args.model else available
@@ -85,20 +135,16 @@ def cmd_signature(args):
         if unknown:
             raise ValueError(f"no model {', '.join(unknown)} in {folder}; its models are "
                              f"{', '.join(available)}")
+        pgdl.shard_paths(pathlib.Path(folder) / "dataset_1" / "train")  # refused before any work
         jobs += [(task, folder, model_id) for model_id in wanted]
-        datasets[task] = pgdl.load_dataset(folder, "train")
-    several = len(datasets) > 1
+    several = len({task for task, _, _ in jobs}) > 1
     results, failed = [], 0
-    for task, folder, model_id in tqdm(jobs, desc="signatures", unit="model", file=sys.stderr,
-                                       disable=len(jobs) < 2):
+    for (task, _, model_id), signature in zip(jobs, _signatures(jobs, args)):
         name = f"{task}/model_{model_id}" if several else f"model {model_id}"
-        try:
-            model = pgdl.load_model(folder, model_id, allow_code_layers=args.allow_code_layers)
-            signature = margin_signature(model, datasets[task], **_signature_kwargs(args))
-        except (ValueError, FileNotFoundError) as error:
+        if isinstance(signature, str):
             failed += 1
-            results.append({"task": task, "model_id": model_id, "error": str(error)})
-            tqdm.write(f"demogen: {name}: {error}", file=sys.stderr)
+            results.append({"task": task, "model_id": model_id, "error": signature})
+            tqdm.write(f"demogen: {name}: {signature}", file=sys.stderr)
             continue
         results.append({"task": task, "model_id": model_id, **signature.as_dict()})
         if not args.json:
@@ -312,23 +358,27 @@ def cmd_zoo(args):
         return 0
     if args.out is None:
         raise ValueError("--out is required to train (name the folder for the task folders)")
-    options = {"workers": args.workers, "data_dir": args.data_dir, "tasks": args.task or ()}
-    if args.pilot:
-        rows = zoo.pilot(args.preset, args.out, **options)
-        _print_pilot(rows, args.workers)
-        return 0
-    if args.remeasure:
-        rows, mismatches = zoo.remeasure(args.preset, args.out, features=features,
-                                         replace_differing=args.replace_differing, **options)
-        if mismatches:
-            print(f"{args.preset}: {len(mismatches)} retrained model(s) differ from their rows ("
-                  + ("replaced by the retrained models" if args.replace_differing else
-                     "kept as they were") + "):\n  " + "\n  ".join(mismatches),
-                  file=sys.stderr)
-            return 0 if args.replace_differing else 1
-    else:
-        zoo.run(args.preset, args.out, features=features, **options)
-        rows = zoo.backfill(args.preset, args.out, args.workers, features, args.data_dir)
+    with _connected(args) as client:
+        workers = len(client.scheduler_info()["workers"]) if client else args.workers or 2
+        options = {"workers": workers, "data_dir": args.data_dir, "tasks": args.task or (),
+                   "client": client}
+        if args.pilot:
+            rows = zoo.pilot(args.preset, args.out, **options)
+            _print_pilot(rows, workers)
+            return 0
+        if args.remeasure:
+            rows, mismatches = zoo.remeasure(args.preset, args.out, features=features,
+                                             replace_differing=args.replace_differing, **options)
+            if mismatches:
+                print(f"{args.preset}: {len(mismatches)} retrained model(s) differ from their "
+                      "rows (" + ("replaced by the retrained models" if args.replace_differing
+                                  else "kept as they were") + "):\n  " + "\n  ".join(mismatches),
+                      file=sys.stderr)
+                return 0 if args.replace_differing else 1
+        else:
+            zoo.run(args.preset, args.out, features=features, **options)
+            rows = zoo.backfill(args.preset, args.out, workers, features, args.data_dir,
+                                client=client)
     gaps = [row["gap"] for row in rows]
     failed = sum(1 for row in rows if row["error"])
     final = any(task.final for task in presets.PRESETS[args.preset].tasks)
@@ -378,14 +428,15 @@ def cmd_evaluate(args):
                          "by one run only")
     sources = args.sources or ([tables.CORPUS, tables.CORPUS_LOCKBOX]
                                if args.lockbox or args.final else [tables.CORPUS])
-    table = tables.read_sources(sources, cache=args.cache, progress=not args.json)
-    if args.final:
-        final = tables.read_sources([tables.LOCKBOX2], cache=args.cache, progress=not args.json)
-        results = transfer.final_run(table, final, args.candidates, n_jobs=args.jobs,
-                                     progress=not args.json)
-    else:
-        results = transfer.evaluate(table, args.candidates, n_jobs=args.jobs,
-                                    progress=not args.json, lockbox=args.lockbox)
+    with _connected(args) as client:
+        read = {"cache": args.cache, "progress": not args.json, "client": client}
+        table = tables.read_sources(sources, **read)
+        run = {"n_jobs": args.jobs or 2, "progress": not args.json, "client": client}
+        if args.final:
+            final = tables.read_sources([tables.LOCKBOX2], **read)
+            results = transfer.final_run(table, final, args.candidates, **run)
+        else:
+            results = transfer.evaluate(table, args.candidates, lockbox=args.lockbox, **run)
     text = results.to_json(args.out)
     if args.json:
         print(text, end="")
@@ -426,7 +477,9 @@ def cmd_fit(args):
     from demogen_fit import ablations, freeze, tables
 
     sources = args.sources or [tables.PRIMARY_POOL]
-    table = tables.read_sources(sources, cache=args.cache, progress=not args.json)
+    with _connected(args) as client:
+        table = tables.read_sources(sources, cache=args.cache, progress=not args.json,
+                                    client=client)
     if args.candidate:
         return _fit_candidate(args, table, sources)
     with warnings.catch_warnings(record=True) as caught:
@@ -500,6 +553,7 @@ def build_parser():
     signature.add_argument("--json", action="store_true", help="print a JSON list")
     signature.add_argument("--allow-code-layers", action="store_true",
                            help="allow layers that can carry code (Lambda); only for trusted models")
+    _add_cluster_option(signature)
     _add_signature_options(signature)
     signature.set_defaults(run=cmd_signature)
 
@@ -584,8 +638,10 @@ def build_parser():
                           "standard error and the hours spent")
     zoo.add_argument("--out", metavar="DIR",
                      help="folder for the task folders (weights live here; never commit them)")
-    zoo.add_argument("--workers", type=_number(int, 1), default=2,
-                     help="parallel processes, one thread each (default %(default)s)")
+    parallel = zoo.add_mutually_exclusive_group()
+    parallel.add_argument("--workers", type=_number(int, 1),
+                          help="parallel processes, one thread each (default 2)")
+    _add_cluster_option(parallel)
     zoo.add_argument("--features",
                      help="folder for the feature table, side files and model_configs.json "
                           "(default: features_cache in the current folder for a committed pool, "
@@ -609,8 +665,10 @@ def build_parser():
                                "--out, a file that does not exist yet")
     evaluate.add_argument("--json", action="store_true", help="print the result as JSON")
     evaluate.add_argument("--out", help="also write the JSON result to this file")
-    evaluate.add_argument("--jobs", type=_number(int, 1), default=2,
-                          help="worker processes (default %(default)s)")
+    parallel = evaluate.add_mutually_exclusive_group()
+    parallel.add_argument("--jobs", type=_number(int, 1),
+                          help="worker threads (default 2)")
+    _add_cluster_option(parallel, "one candidate's fits")
     evaluate.add_argument("--cache", default=None, help=argparse.SUPPRESS)
     evaluate.set_defaults(run=cmd_evaluate)
 
@@ -633,6 +691,7 @@ def build_parser():
     fit.add_argument("--cache", default=None,
                      help="joblib cache for task folders' features (default: $DEMOGEN_CACHE, "
                           "else ~/.cache/demogen/joblib)")
+    _add_cluster_option(fit, "one model of a task folder")
     fit.set_defaults(run=cmd_fit)
     return parser
 

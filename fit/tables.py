@@ -150,12 +150,15 @@ def source_digests(sources):
     return {name(s): file_digest([s]) if os.path.isfile(s) else None for s in sources}
 
 
-def _model_row(task_dir, model_id, model_sha256, data_sha256, versions):
+def _model_row(task_dir, model_id, model_sha256, data_sha256, versions, measured=None):
     """The feature row of one model of a task folder: every feature and the baselines (the
-    digests of its files and of the training data, and the versions, only key joblib's cache).
+    digests of its files and of the training data, and the versions, only key joblib's cache);
+    `measured`, the row when a Dask worker measured it, is returned as it is (and is no key).
     A model that cannot be loaded gets its reason in "error"."""
     from demogen_fit.zoo import measure, weights_digest
 
+    if measured is not None:
+        return measured
     settings = {"extractor_version": EXTRACTOR_VERSION, "n_examples": DEFAULTS["n_examples"],
                 "sample_seed": DEFAULTS["seed"]}
     try:
@@ -178,11 +181,14 @@ def _count_examples(split_dir):
     return int(tf.data.TFRecordDataset(shards).reduce(np.int64(0), lambda n, _: n + 1))
 
 
-def read_task(task_dir, cache=None, progress=True):
+def read_task(task_dir, cache=None, progress=True, client=None):
     """The feature table of a PGDL task folder (its model_configs.json gives gaps and
-    hyperparameters); each model is measured once, then read from joblib's cache."""
+    hyperparameters); each model is measured once (here, or on a Dask `client`'s workers, each
+    model a task), then read from joblib's cache."""
     import joblib
     from tqdm import tqdm
+
+    from demogen_fit import cluster
 
     task_dir = pathlib.Path(task_dir)
     configs = pgdl.read_model_configs(task_dir)
@@ -193,33 +199,48 @@ def read_task(task_dir, cache=None, progress=True):
     hparams = pgdl.hparam_values(configs)
     data_sha = file_digest(pgdl.shard_paths(task_dir / "dataset_1" / "train"))
     n_test = _count_examples(task_dir / "dataset_1" / "test")
-    measure = joblib.Memory(cache or cache_dir(), verbose=0).cache(_model_row)
-    rows = []
-    for model_id in tqdm(pgdl.model_ids(task_dir), desc=f"features {task_dir.name}",
-                         unit="model", disable=not progress):
+    measure = joblib.Memory(cache or cache_dir(), verbose=0).cache(_model_row,
+                                                                   ignore=["measured"])
+    keys = {}
+    for model_id in pgdl.model_ids(task_dir):
         if model_id not in configs:
             raise ValueError(f"model_{model_id} of {task_dir} has no entry in model_configs.json")
         model_files = [task_dir / f"model_{model_id}" / name
                        for name in ("config.json", "weights.hdf5")]
+        keys[model_id] = (str(task_dir.resolve()), model_id, file_digest(model_files), data_sha,
+                          (EXTRACTOR_VERSION, versions_text(features.GROUPS)))
+    measured = {}
+    todo = [m for m, key in keys.items() if not measure.check_call_in_cache(*key)] \
+        if client is not None else []
+    if todo:
+        with cluster.pool(client=client) as pool:
+            futures = {pool.submit(_model_row, *keys[m]): m for m in todo}
+            for future in tqdm(pool.as_completed(futures), total=len(todo),
+                               desc=f"features {task_dir.name}", unit="model",
+                               disable=not progress):
+                measured[futures[future]] = future.result()
+    rows = []
+    for model_id in tqdm(keys, desc=f"features {task_dir.name}", unit="model",
+                         disable=not progress or bool(measured)):
         metrics = configs[model_id]["metrics"]
         rows.append({"task": task_dir.name, "model_id": model_id, "preset": "",
-                     **measure(str(task_dir.resolve()), model_id, file_digest(model_files),
-                               data_sha, (EXTRACTOR_VERSION, versions_text(features.GROUPS))),
+                     **measure(*keys[model_id], measured=measured.get(model_id)),
                      **{f"hp.{k}": v for k, v in hparams[model_id].items()},
                      "train_acc": metrics["train_acc"], "test_acc": metrics["test_acc"],
                      "gap": metrics["train_acc"] - metrics["test_acc"], "n_test": n_test})
     return pd.DataFrame(rows).assign(source=str(task_dir))
 
 
-def read_sources(sources=(), cache=None, progress=True):
-    """One table from feature CSVs and PGDL task folders (default: the primary reference pool);
-    refuses tables made with different extractor versions or settings."""
+def read_sources(sources=(), cache=None, progress=True, client=None):
+    """One table from feature CSVs and PGDL task folders (default: the primary reference pool;
+    a folder's models measured here or on a Dask `client`'s workers); refuses tables made with
+    different extractor versions or settings."""
     sources = list(sources) or [PRIMARY_POOL]
     frames = []
     for source in sources:
         path = pathlib.Path(source)
         if path.is_dir():
-            frames.append(read_task(path, cache, progress))
+            frames.append(read_task(path, cache, progress, client))
         elif path.suffix == ".csv" or path.is_file():
             frames.append(read_csv(path))
         else:

@@ -24,7 +24,7 @@ import pathlib
 
 import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed
+from joblib import Parallel, delayed, parallel_config
 from tqdm import tqdm
 
 from demogen.competition import scoring
@@ -352,9 +352,23 @@ def _unit_tau(per_task, units):
             for u, tasks in units.items()}
 
 
-def evaluate(table, names=None, views=VIEWS, n_jobs=2, seed=0, progress=False, lockbox=False):
+def _map(function, items, n_jobs, client, progress, desc):
+    """[function(item) for item in items], over `n_jobs` threads here (the work is numpy and
+    scikit-learn, which release the GIL in their inner loops) or on a Dask `client`'s workers
+    (joblib's Dask backend); a bar follows the results in order."""
+    backend = {"backend": "threading", "n_jobs": n_jobs} if client is None else \
+        {"backend": "dask", "client": client}
+    with parallel_config(**backend):
+        run = Parallel(return_as="generator")(delayed(function)(item) for item in items)
+        return list(tqdm(run, total=len(items), desc=desc, unit="candidate",
+                         disable=not progress))
+
+
+def evaluate(table, names=None, views=VIEWS, n_jobs=2, seed=0, progress=False, lockbox=False,
+             client=None):
     """The transfer evaluation of the candidates named (default: all) on a feature table (see
-    the module docstring), as a TransferResults (`summary()`, `to_json()`). The lockbox tasks
+    the module docstring), as a TransferResults (`summary()`, `to_json()`), the candidates
+    evaluated in `n_jobs` threads or on a Dask `client`'s workers. The lockbox tasks
     (their presets say so) are left out unless `lockbox` is True: their one final run. Candidates
     whose features the table lacks are skipped with the reason, and views with fewer than 3
     units likewise; so are tasks whose grid is not complete yet (fewer rows than their preset's
@@ -392,12 +406,9 @@ def evaluate(table, names=None, views=VIEWS, n_jobs=2, seed=0, progress=False, l
     views = tuple(v for v in views if v not in too_few)
     if not views:
         raise ValueError("; ".join(too_few.values()))
-    # Threads: the work is numpy and scikit-learn, which release the GIL in their inner loops.
-    run = Parallel(n_jobs=n_jobs, backend="threading", return_as="generator")(
-        delayed(_candidate_results)(corpus, c, views, seed) for c in chosen)
     results = dict(zip([c.name for c in chosen],
-                       tqdm(run, total=len(chosen), desc="evaluate", unit="candidate",
-                            disable=not progress)))
+                       _map(lambda c: _candidate_results(corpus, c, views, seed), chosen, n_jobs,
+                            client, progress, "evaluate")))
     order = [c.name for c in chosen if c.shippable]
     for task, info in corpus.info.items():
         info.update(cmi_null_95=permutation_null(corpus, task, seed=seed),
@@ -447,7 +458,7 @@ def evaluate(table, names=None, views=VIEWS, n_jobs=2, seed=0, progress=False, l
     return TransferResults(report)
 
 
-def final_run(table, final_table, names=None, n_jobs=2, seed=0, progress=False):
+def final_run(table, final_table, names=None, n_jobs=2, seed=0, progress=False, client=None):
     """The one final run: every candidate named (default: all) fitted on all the tasks of
     `table` (its parameter tuned by leave-one-task-out inside them) and scored on the final
     lockbox's tasks in `final_table`, whose gaps reach no fit and no choice. Beside: per
@@ -473,7 +484,7 @@ def final_run(table, final_table, names=None, n_jobs=2, seed=0, progress=False):
         raise ValueError(f"the final tables lack {len(lacking)} features the candidates read "
                          f"(e.g. {lacking[0]}); measure them with this demogen")
     development = evaluate(table, names, views=(SELECTION_VIEW,), n_jobs=n_jobs, seed=seed,
-                           progress=progress, lockbox=True)
+                           progress=progress, lockbox=True, client=client)
     view = development["views"][SELECTION_VIEW]
     chosen = registry.get(list(view["candidates"]))
     selected = {}
@@ -491,11 +502,8 @@ def final_run(table, final_table, names=None, n_jobs=2, seed=0, progress=False):
                     "fitted_only": corpus.fitted_only(predictions, t), "parameter": parameter}
                 for t in final}
 
-    run = Parallel(n_jobs=n_jobs, backend="threading", return_as="generator")(
-        delayed(scores)(c) for c in chosen)
     candidates = {c.name: {"tasks": r} for c, r in zip(
-        chosen, tqdm(run, total=len(chosen), desc="final", unit="candidate",
-                     disable=not progress))}
+        chosen, _map(scores, chosen, n_jobs, client, progress, "final"))}
     tasks = {t: {**corpus.info[t], "cmi_null_95": permutation_null(corpus, t, seed=seed),
                  "noise_ceiling_cmi": noise_ceiling(corpus, t, seed=seed)} for t in final}
     for entry in candidates.values():

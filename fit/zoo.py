@@ -29,7 +29,7 @@ from demogen import EXTRACTOR_VERSION
 from demogen.competition import pgdl
 from demogen.defaults import DEFAULTS
 from demogen.measure import features
-from demogen_fit import baselines, sidefiles, sources
+from demogen_fit import baselines, cluster, sidefiles, sources
 from demogen_fit.presets import PRESETS
 from demogen_fit.tables import parse_versions, read_table, versions_text, write_table
 
@@ -108,14 +108,14 @@ class DigestMismatch(ValueError):
     """A retrained model whose weights differ from the ones its feature row was made from."""
 
 
-def train_model(preset, task, model_id, hparams, task_dir, features_dir, data_dir=None,
-                expected_digest=None, replace_differing=False):
-    """Train one model, write it into the task folder (and its side file when the preset keeps
-    them), return its feature row. With `expected_digest` (a re-measure) the retrained weights
-    must have that digest, else DigestMismatch is raised before anything but the model folder is
-    written (with `replace_differing` the retrained model is measured instead and its row, of
-    another model, replaces the old one); the model folder (its weights) is then removed, since
-    the row is all that is kept."""
+def train_model(preset, task, model_id, hparams, task_dir, data_dir=None, expected_digest=None,
+                replace_differing=False):
+    """Train one model, write it into the task folder, return its feature row and what its side
+    file holds (the arguments of sidefiles.write after the path, None when the task keeps no
+    side files), for the caller to write. With `expected_digest` (a re-measure) the retrained
+    weights must have that digest, else DigestMismatch is raised (with `replace_differing` the
+    retrained model is measured instead and its row, of another model, replaces the old one);
+    the model folder (its weights) is then removed, since the row is all that is kept."""
     import tensorflow as tf
 
     from demogen_fit import train as training
@@ -156,15 +156,14 @@ def train_model(preset, task, model_id, hparams, task_dir, features_dir, data_di
     if history.diverged:
         columns["error"] = f"training diverged: {history.diverged}"
     row.update(columns)
-    if task.stop_at is not None:
-        sidefiles.write(sidefiles.path(features_dir, preset.name, task.name, model_id),
-                        measurement, test_correct, train_correct, history)
+    side = (measurement, test_correct, train_correct, history) if task.stop_at is not None \
+        else None
     row["seconds"] = round(time.perf_counter() - start, 1)
     if expected_digest is not None:
         shutil.rmtree(model_dir)
     else:
         pgdl.write_json(model_dir / "done.json", row)
-    return row
+    return row, side
 
 
 def _training_metrics(task, history):
@@ -239,18 +238,6 @@ def _tasks(preset, names):
     return [preset.task(name) for name in names] if names else list(preset.tasks)
 
 
-def _executor(workers):
-    """Worker processes (also for one worker), each with one TensorFlow thread (set by
-    train_model) and TensorFlow's start-up lines silenced when the command line asked for it."""
-    from joblib.externals.loky import get_reusable_executor
-
-    from demogen.console import import_tensorflow_as_asked
-
-    if workers < 1:
-        raise ValueError(f"--workers must be at least 1, got {workers}")
-    return get_reusable_executor(max_workers=workers, initializer=import_tensorflow_as_asked)
-
-
 def features_folder(preset_name, out=None):
     """Where a preset's feature table, side files and model_configs.json go unless named: for a
     committed pool features_cache/ in the current folder, for a scratch preset <out>/features
@@ -264,14 +251,16 @@ def features_folder(preset_name, out=None):
     return pathlib.Path(out) / "features"
 
 
-def run(preset_name, out, workers=2, features=None, data_dir=None, progress=True, tasks=()):
-    """Train every unfinished model of a preset (or of its tasks named in `tasks`); returns the
-    rows of the preset's feature table (in `features`, by default `features_folder`)."""
-    return _train(preset_name, out, workers, features, data_dir, progress, tasks)[0]
+def run(preset_name, out, workers=2, features=None, data_dir=None, progress=True, tasks=(),
+        client=None):
+    """Train every unfinished model of a preset (or of its tasks named in `tasks`), in `workers`
+    processes or on a Dask `client`'s workers (demogen_fit.cluster); returns the rows of the
+    preset's feature table (in `features`, by default `features_folder`)."""
+    return _train(preset_name, out, workers, features, data_dir, progress, tasks, client)[0]
 
 
 def remeasure(preset_name, out, workers=2, features=None, data_dir=None, progress=True,
-              tasks=(), replace_differing=False):
+              tasks=(), replace_differing=False, client=None):
     """Re-measure the rows of a preset's table that lack a feature group of this demogen (or
     hold an old version of one) and whose models are gone: each is retrained into `out` (a
     scratch folder) with the committed preset, its weights digest checked against the row's,
@@ -280,21 +269,20 @@ def remeasure(preset_name, out, workers=2, features=None, data_dir=None, progres
     the same CPU and TensorFlow build) leaves its row as it was and is listed with the reason;
     with `replace_differing` its row is replaced by the retrained model's (another model, with
     its own gap) and listed."""
-    return _train(preset_name, out, workers, features, data_dir, progress, tasks, remeasure=True,
-                  replace_differing=replace_differing)
+    return _train(preset_name, out, workers, features, data_dir, progress, tasks, client,
+                  remeasure=True, replace_differing=replace_differing)
 
 
-def _train(preset_name, out, workers, features, data_dir, progress, tasks, remeasure=False,
-           replace_differing=False):
-    from concurrent.futures import as_completed
-
+def _train(preset_name, out, workers, features, data_dir, progress, tasks, client,
+           remeasure=False, replace_differing=False):
     from tqdm import tqdm
 
     preset = _preset(preset_name)
     chosen = _tasks(preset, tasks)
     for source in sorted({task.source for task in chosen}):
         sources.check(source, data_dir)
-    out, features = pathlib.Path(out), pathlib.Path(features or features_folder(preset.name, out))
+    out = pathlib.Path(out).resolve()  # the workers' path to it, wherever they run
+    features = pathlib.Path(features or features_folder(preset.name, out))
     table = features / f"{preset.name}.csv"
     _write_manifests(preset, chosen, out, features)
     table_rows = read_table(table)
@@ -311,17 +299,16 @@ def _train(preset_name, out, workers, features, data_dir, progress, tasks, remea
         _write_configs_when_complete(task, rows, out, features, preset)
     mismatches = []
     if jobs:
-        executor = _executor(workers)
-        futures = [executor.submit(
-            train_model, preset, task, model_id, hparams, out / task.name, features, data_dir,
-            rows[(task.name, model_id)]["weights_digest"]
-            if remeasure and (task.name, model_id) in rows else None, replace_differing)
-            for task, model_id, hparams in jobs]
-        try:
-            for future in tqdm(as_completed(futures), total=len(jobs),
+        with cluster.pool(workers, client) as pool:
+            futures = [pool.submit(
+                train_model, preset, task, model_id, hparams, out / task.name, data_dir,
+                rows[(task.name, model_id)]["weights_digest"]
+                if remeasure and (task.name, model_id) in rows else None, replace_differing)
+                for task, model_id, hparams in jobs]
+            for future in tqdm(pool.as_completed(futures), total=len(jobs),
                                desc=f"zoo {preset.name}", unit="model", disable=not progress):
                 try:
-                    row = future.result()
+                    row, side = future.result()
                 except DigestMismatch as error:
                     mismatches.append(str(error))
                     tqdm.write(f"demogen: {error}")
@@ -330,13 +317,13 @@ def _train(preset_name, out, workers, features, data_dir, progress, tasks, remea
                 if remeasure and old and old["weights_digest"] != row["weights_digest"]:
                     mismatches.append(f"{row['task']}/model_{row['model_id']}: retrained with "
                                       "other weights; its row is now the retrained model's")
+                if side is not None:  # before the row: a kept row always has its side file
+                    sidefiles.write(sidefiles.path(features, preset.name, row["task"],
+                                                   row["model_id"]), *side)
                 rows[(row["task"], row["model_id"])] = row
                 write_table(table, rows.values())
                 _write_configs_when_complete(preset.task(row["task"]), rows, out, features,
                                              preset)
-        except BaseException:  # interrupted: unfinished models are redone by the next run
-            executor.shutdown(wait=False, kill_workers=True)
-            raise
     write_table(table, rows.values())
     return list(rows.values()), mismatches
 
@@ -364,9 +351,11 @@ def _from_side_file(preset, row, groups, features_dir):
 def add_groups(preset, row, task_dir, groups, features_dir, data_dir=None):
     """`row` with the given feature groups computed from its side file where it holds their
     producers, else measured on its model in `task_dir` (whose weights digest must be the
-    row's), the side file then updated with the new producers' arrays."""
+    row's); and the Measurement when they were measured on the model (for the caller to add to
+    the side file, where it keeps one: sidefiles.add), else None."""
     task = preset.task(row["task"])
     measurement = _from_side_file(preset, row, groups, features_dir)
+    new = None
     if measurement is not None:
         values, errors = features.compute(measurement, groups)
         columns = {"feature_errors": "; ".join(f"{g}: {r}" for g, r in errors.items()),
@@ -384,32 +373,29 @@ def add_groups(preset, row, task_dir, groups, features_dir, data_dir=None):
             raise ValueError(f"{task.name}/model_{row['model_id']}: its margins cannot be "
                              "measured again, though its row holds them")
         columns.pop("layers")
-        side = sidefiles.path(features_dir, preset.name, task.name, row["model_id"])
-        if task.stop_at is not None and side.is_file():
-            sidefiles.add(side, measurement)
+        new = measurement
     held = {**parse_versions(row.get("versions", "")), **parse_versions(columns.pop("versions"))}
     errors = "; ".join(filter(None, [row.get("feature_errors", ""), columns.pop("feature_errors")]))
     return {**row, **columns, "feature_errors": errors,
-            "versions": " ".join(f"{g}={v}" for g, v in held.items())}
+            "versions": " ".join(f"{g}={v}" for g, v in held.items())}, new
 
 
 def backfill(preset_name, out, workers=2, features=None, data_dir=None, progress=True,
-             groups=None):
+             groups=None, client=None):
     """Add the feature groups a row lacks (default: any of the preset's; or holds in an old
     version) to every row of the preset's feature table: from its side file where that holds
     the groups' producers (a new version of a group of a kept producer), else from the trained
     model under `out` (its weights digest checked); other columns stay as they are. A row with
     neither is an error that says to re-measure (`remeasure` retrains it). Resumable: the table
-    is rewritten after every model. Returns the rows."""
-    from concurrent.futures import as_completed
-
+    is rewritten after every model; the models are measured in `workers` processes or on a
+    Dask `client`'s workers. Returns the rows."""
     from tqdm import tqdm
 
     preset = _preset(preset_name)
     groups = list(groups) if groups else preset_groups(preset)
     features = pathlib.Path(features or features_folder(preset.name, out))
     table = features / f"{preset.name}.csv"
-    out = pathlib.Path(out)
+    out = pathlib.Path(out).resolve()
     rows = {(r["task"], r["model_id"]): r for r in read_table(table)}
     todo = [(r, missing_groups(r, groups)) for r in rows.values()]
     todo = [(r, missing) for r, missing in todo if missing and not r["error"]]
@@ -417,7 +403,7 @@ def backfill(preset_name, out, workers=2, features=None, data_dir=None, progress
     kept = [item for item, side in zip(todo, on_side) if side]
     todo = [item for item, side in zip(todo, on_side) if not side]
     for row, missing in kept:  # numpy on the side file: here, without a worker
-        row = add_groups(preset, row, out / row["task"], missing, features, data_dir)
+        row, _ = add_groups(preset, row, out / row["task"], missing, features, data_dir)
         rows[(row["task"], row["model_id"])] = row
     if kept:
         write_table(table, rows.values())
@@ -429,14 +415,18 @@ def backfill(preset_name, out, workers=2, features=None, data_dir=None, progress
             f"disk under {out}, e.g. {', '.join(absent[:3])}; re-measure them with `demogen zoo "
             f"--preset {preset.name} --out SCRATCH --remeasure` (retraining is deterministic)")
     if todo:
-        executor = _executor(workers)
-        futures = [executor.submit(add_groups, preset, row, out / row["task"], missing,
-                                   features, data_dir) for row, missing in todo]
-        for future in tqdm(as_completed(futures), total=len(todo),
-                           desc=f"backfill {preset.name}", unit="model", disable=not progress):
-            row = future.result()
-            rows[(row["task"], row["model_id"])] = row
-            write_table(table, rows.values())
+        with cluster.pool(workers, client) as pool:
+            futures = [pool.submit(add_groups, preset, row, out / row["task"], missing,
+                                   features.resolve(), data_dir) for row, missing in todo]
+            for future in tqdm(pool.as_completed(futures), total=len(todo),
+                               desc=f"backfill {preset.name}", unit="model",
+                               disable=not progress):
+                row, measurement = future.result()
+                side = sidefiles.path(features, preset.name, row["task"], row["model_id"])
+                if measurement is not None and side.is_file():
+                    sidefiles.add(side, measurement)
+                rows[(row["task"], row["model_id"])] = row
+                write_table(table, rows.values())
     return list(rows.values())
 
 
@@ -498,35 +488,35 @@ def describe(preset_name, features=None):
     return out
 
 
-def pilot(preset_name, out, workers=2, data_dir=None, tasks=(), progress=True):
+def pilot(preset_name, out, workers=2, data_dir=None, tasks=(), progress=True, client=None):
     """Train the fastest and the slowest configuration of every task (`extremes`) into `out`,
-    a scratch folder (nothing is added to any feature table), and return one row per model with
-    its seconds, epochs and accuracies, and per task the projected cost of its whole grid (the
-    mean of the two times the number of models, in seconds of one worker)."""
-    from concurrent.futures import as_completed
-
+    a scratch folder (nothing is added to any feature table), in `workers` processes or on a
+    Dask `client`'s workers, and return one row per model with its seconds, epochs and
+    accuracies, and per task the projected cost of its whole grid (the mean of the two times the
+    number of models, in seconds of one worker)."""
     from tqdm import tqdm
 
     preset = _preset(preset_name)
     chosen = _tasks(preset, tasks)
     for source in sorted({task.source for task in chosen}):
         sources.check(source, data_dir)
-    out = pathlib.Path(out)
+    out = pathlib.Path(out).resolve()
     jobs = [(task, which, model_id, hparams) for task in chosen
             for which, (model_id, hparams) in zip(("fastest", "slowest"), extremes(task))]
-    executor = _executor(workers)
-    futures = {executor.submit(train_model, preset, task, model_id, hparams, out / task.name,
-                               out / "features", data_dir): (task, which)
-               for task, which, model_id, hparams in jobs}
     results = []
-    for future in tqdm(as_completed(futures), total=len(futures), desc=f"pilot {preset.name}",
-                       unit="model", disable=not progress):
-        task, which = futures[future]
-        row = future.result()
-        results.append({"task": task.name, "which": which, "model_id": row["model_id"],
-                        **{k: v for k, v in row.items() if k.startswith("hp.")},
-                        **{k: row.get(k) for k in ("seconds", "epochs", "reached_stop",
-                                                   "train_acc", "test_acc", "gap", "error")}})
+    with cluster.pool(workers, client) as pool:
+        futures = {pool.submit(train_model, preset, task, model_id, hparams, out / task.name,
+                               data_dir): (task, which)
+                   for task, which, model_id, hparams in jobs}
+        for future in tqdm(pool.as_completed(futures), total=len(futures),
+                           desc=f"pilot {preset.name}", unit="model", disable=not progress):
+            task, which = futures[future]
+            row, _ = future.result()
+            results.append({"task": task.name, "which": which, "model_id": row["model_id"],
+                            **{k: v for k, v in row.items() if k.startswith("hp.")},
+                            **{k: row.get(k) for k in ("seconds", "epochs", "reached_stop",
+                                                       "train_acc", "test_acc", "gap",
+                                                       "error")}})
     for task in chosen:
         times = [r["seconds"] for r in results if r["task"] == task.name]
         for r in results:

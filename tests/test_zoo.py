@@ -1,5 +1,6 @@
 """The model zoo: the tiny preset end to end, resuming, determinism."""
 
+import contextlib
 import dataclasses
 import itertools
 import json
@@ -10,7 +11,7 @@ import pytest
 
 from demogen.cli import main
 from demogen.competition import pgdl
-from demogen_fit import baselines, tables, zoo
+from demogen_fit import baselines, cluster, tables, zoo
 from demogen_fit import train as training
 from demogen_fit.presets import PRESETS
 
@@ -71,17 +72,20 @@ def test_feature_table_matches_the_signature_command(tiny, capsys):
 def test_resuming_trains_only_what_is_missing_and_retraining_is_deterministic(tiny, monkeypatch):
     root, rows = tiny
     trained = []
-    original = zoo._executor
+    original = cluster.pool
 
-    class Counting:
-        def __init__(self, workers):
-            self.executor = original(workers)
+    @contextlib.contextmanager
+    def counting(workers, client=None):
+        with original(workers, client) as pool:
+            submit = pool.submit
 
-        def submit(self, function, preset, task, model_id, *args):
-            trained.append(model_id)
-            return self.executor.submit(function, preset, task, model_id, *args)
+            def recorded(function, preset, task, model_id, *args):
+                trained.append(model_id)
+                return submit(function, preset, task, model_id, *args)
+            pool.submit = recorded
+            yield pool
 
-    monkeypatch.setattr(zoo, "_executor", Counting)
+    monkeypatch.setattr(cluster, "pool", counting)
     zoo.run("tiny", root / "pool", workers=1, features=root / "features", progress=False)
     assert trained == []
 

@@ -78,19 +78,12 @@ def task_curve(tasks_dir, frozen, counts=BUDGET_COUNTS, reference=None, progress
     from tqdm import tqdm
 
     from demogen.competition import evaluation, pgdl, scoring
-    from demogen.competition.tasks import find_tasks
     from demogen.frozen.predictor import predict
     from demogen.measure import sampling
 
     sample_size.check_sizes(counts)
-    tasks = {}
-    for task, folder, configs_path in find_tasks(tasks_dir, reference):
-        configs = pgdl.read_json(configs_path)
-        try:
-            hparams = pgdl.hparam_values(configs)
-        except ValueError as error:
-            raise ValueError(f"task {task} ({configs_path}): {error}") from None
-        tasks[task] = (folder, configs, hparams)
+    tasks = {task: (folder, configs, hparams) for task, folder, configs, hparams
+             in evaluation.reference_tasks(tasks_dir, reference)}
     check_models({task: len(hparams) for task, (_, _, hparams) in tasks.items()})
     data = {task: pgdl.load_dataset(folder, "train") for task, (folder, _, _) in tasks.items()}
     n_train = {task: sampling.dataset_length(ds) for task, ds in data.items()}

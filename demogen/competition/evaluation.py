@@ -47,16 +47,23 @@ def score_task(predictions, configs, hparams):
     return scoring.score_task(predictions, gaps, [hparams[i] for i in ids])
 
 
-def score_predictions(predictions_dir, tasks_dir, reference=None):
-    """{"tasks": {task: score_task(...)}, "mean": scoring.mean_scores of them (an undefined
-    score counts as 0 in the mean)}."""
-    results = {}
-    for task, _, configs_path in find_tasks(tasks_dir, reference):
+def reference_tasks(tasks_dir, reference=None):
+    """(task, its folder, its model_configs.json, its hyperparameters as pgdl.hparam_values
+    gives them) for every task of `tasks_dir` (configs from `reference` where given)."""
+    for task, folder, configs_path in find_tasks(tasks_dir, reference):
         configs = pgdl.read_json(configs_path)
         try:
             hparams = pgdl.hparam_values(configs)
         except ValueError as error:
             raise ValueError(f"task {task} ({configs_path}): {error}") from None
+        yield task, folder, configs, hparams
+
+
+def score_predictions(predictions_dir, tasks_dir, reference=None):
+    """{"tasks": {task: score_task(...)}, "mean": scoring.mean_scores of them (an undefined
+    score counts as 0 in the mean)}."""
+    results = {}
+    for task, _, configs, hparams in reference_tasks(tasks_dir, reference):
         values = read_predictions(pathlib.Path(predictions_dir) / f"{task}.predict", task,
                                   list(hparams))
         results[task] = score_task(values, configs, hparams)

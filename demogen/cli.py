@@ -657,12 +657,13 @@ def build_parser():
                                "--lockbox, corpus_lockbox.csv too)")
     evaluate.add_argument("--candidates", nargs="+", metavar="NAME",
                           help="the candidates to evaluate (default: all)")
-    evaluate.add_argument("--lockbox", action="store_true",
-                          help="include the lockbox tasks, which are otherwise left out of "
-                               "any table (their one final run)")
-    evaluate.add_argument("--final", action="store_true",
-                          help="the one final run on the final lockbox (lockbox2.csv): needs "
-                               "--out, a file that does not exist yet")
+    which = evaluate.add_mutually_exclusive_group()
+    which.add_argument("--lockbox", action="store_true",
+                       help="include the lockbox tasks, which are otherwise left out of any "
+                            "table (their one final run)")
+    which.add_argument("--final", action="store_true",
+                       help="the one final run on the final lockbox (lockbox2.csv): needs "
+                            "--out, a file that does not exist yet")
     evaluate.add_argument("--json", action="store_true", help="print the result as JSON")
     evaluate.add_argument("--out", help="also write the JSON result to this file")
     parallel = evaluate.add_mutually_exclusive_group()

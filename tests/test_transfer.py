@@ -416,6 +416,9 @@ def test_the_final_run_writes_its_result_once(monkeypatch, tmp_path, capsys):
                "output_margin", "--jobs", "1"]
     assert main(command) == 2
     assert "give --out a file that does not exist yet (none given)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(command + ["--lockbox"])
+    assert "--lockbox: not allowed with argument --final" in capsys.readouterr().err
     out = tmp_path / "final.json"
     assert main(command + ["--out", str(out)]) == 0
     assert "the final run: fitted on 4 tasks" in capsys.readouterr().out

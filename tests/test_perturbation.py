@@ -16,7 +16,8 @@ from demogen.measure.graph import INPUT, ModelGraph
 from demogen.measure.layers import candidates, choose_layers
 from demogen.measure.perturbation import (CONDITIONS, FEATURE_GROUPS, GRIDS, NOISE, Responses,
                                           across_class_partners, davies_bouldin_index,
-                                          family_features, feature_names, generator, measure,
+                                          conditions_for, family_features, feature_names,
+                                          generator, measure,
                                           perturbed_weights, shift, shift_directions,
                                           within_class_partners)
 
@@ -373,3 +374,41 @@ def test_bad_input_is_refused_with_what_to_do(rng, labels, seed, batch_size, mat
     x = rng.normal(size=(20, 4)).astype(np.float32)
     with pytest.raises(ValueError, match=match):
         measure(relu_mlp(n_classes=3), x, labels, seed=seed, batch_size=batch_size)
+
+
+KEEP_INPUT = ["keep.noise.input.auc", "keep.mixup_within.input.auc",
+              "keep.mixup_across.input.auc", "keep.shift.auc"]
+
+
+@pytest.mark.parametrize("columns, n_conditions", [
+    (KEEP_INPUT, 12),  # clean, 3 x 3 mixups and noise at the input, 2 shifts
+    (["weights.acc.auc"], 10),
+    (["db.h2"], 1),
+    (["noise.h1.margin.0.3", "mixup_across.h3.acc.auc", "keep.mixup_within.h2.auc"], 10),
+])
+def test_a_predictor_s_columns_are_measured_alone_with_the_same_values(cnn_responses, columns,
+                                                                        n_conditions):
+    """What a frozen predictor reads is measured without the other conditions, to the same
+    numbers bit for bit; through the registry too."""
+    from demogen.measure import registry
+
+    model, x, y, full = cnn_responses
+    narrowed = measure(model, x, y, seed=0, batch_size=64, **conditions_for(columns))
+    assert len(narrowed.conditions) == n_conditions
+    groups = registry.groups_of(columns)
+
+    def values(responses):
+        out = {}
+        for group in groups:
+            names, compute = FEATURE_GROUPS[group]
+            out.update(zip(names, compute(responses)))
+        return out
+
+    expected, got = values(full), values(narrowed)
+    measured = {c for c, v in got.items() if np.isfinite(v)}  # the curves of `columns`
+    assert set(columns) <= measured and all(np.isfinite(v) for v in expected.values())
+    assert {c: got[c] for c in measured} == {c: expected[c] for c in measured}
+    assert set(narrowed.conditions) < set(full.conditions)
+    measurement = registry.measure(model, (x, y), ["perturbation"], columns=columns,
+                                   n_examples=len(x), batch_size=64)
+    assert measurement.perturbation.conditions == narrowed.conditions

@@ -45,7 +45,8 @@ def predict(frozen, model, ds):
     """The prediction of a loaded frozen predictor (coefficients.Predictor) for one model."""
     groups = features.groups_of(frozen.features)
     sample = {k: frozen.extractor[k] for k in ("n_examples", "seed", "batch_size")}
-    measurement = features.measure(model, ds, features.producers_of(groups), **sample)
+    measurement = features.measure(model, ds, features.producers_of(groups),
+                                   columns=frozen.features, **sample)
     values, errors = features.compute(measurement, groups)
     row = np.array([[values[name] for name in frozen.features]])
     train_accuracy = None

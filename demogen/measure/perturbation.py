@@ -39,7 +39,10 @@ TensorFlow's). Within a family the same draws serve every strength (common rando
 noise direction scaled up, one partner per example), so a response curve compares strengths on
 the same draws. One model and seed give the same numbers bit for bit on CPU.
 
-Cost (forward passes over the sample): 1 for the statistics (each slot's per-coordinate spread
+A frozen predictor measures only what its columns need (`conditions_for`: the conditions of
+their response curves, and the class statistics only for the Davies-Bouldin columns).
+
+Cost (forward passes over the sample, all conditions): 1 for the statistics (each slot's per-coordinate spread
 and the class centroids), 1 clean, 2 for the mixup partners' activations, 9 from the input
 (noise and mixups), 27 from h1, h2 or h3 (each a part of a forward pass), 2 for the shifts, 9
 for the weight noise: at most 51 forward passes. Measured on 2 CPU cores
@@ -286,13 +289,34 @@ def _draws(graph, labels, seed, reasons, notes):
     return within, across, generator(seed, "shift").integers(0, len(directions), len(labels))
 
 
+def conditions_for(columns):
+    """{"conditions": the condition names, "separation": whether the Davies-Bouldin indices are
+    wanted} that the perturbation columns among `columns` are computed from (every strength of
+    each of their response curves; the others are ignored): the arguments of `measure` that
+    measure no more than those columns need."""
+    wanted, separation = set(), False
+    for column in columns:
+        group = registry.COLUMNS.get(column)
+        if group == "db":
+            separation = True
+        for family in GRIDS if group == "keep" else [group] if group in GRIDS else []:
+            for prefix, strengths in _curves(family):
+                if column == f"keep.{prefix}.auc" or (group != "keep"
+                                                      and column.startswith(prefix + ".")):
+                    wanted.update(name for names in strengths for name in names)
+    return {"conditions": wanted, "separation": separation}
+
+
 def measure(model, inputs, labels, *, seed=DEFAULTS["seed"], batch_size=DEFAULTS["batch_size"],
-            layers=None):
+            layers=None, conditions=None, separation=True):
     """The Responses of a trained Keras classifier on a sample (inputs, integer labels).
 
     layers: None for the default layer rule (demogen.measure.layers), or names for h1, h2, h3
-    (or all four slots) as `choose_layers` takes them. The model's weights are unchanged
-    afterwards."""
+    (or all four slots) as `choose_layers` takes them. conditions: None for all of CONDITIONS,
+    or the names to measure ("clean" is always measured); separation: whether to measure the
+    Davies-Bouldin indices (NaN otherwise). A condition measured gives the same numbers whichever
+    others are (each family and layer draws from its own generator). The model's weights are
+    unchanged afterwards."""
     import tensorflow as tf
 
     graph = ModelGraph(model)
@@ -301,7 +325,11 @@ def measure(model, inputs, labels, *, seed=DEFAULTS["seed"], batch_size=DEFAULTS
     _check(graph, inputs, labels, seed, batch_size)
     labels = labels.astype(np.int32)
     slots, notes = choose_layers(graph, layers)
-    positions = sorted(set(slots))
+    plan = [(name, key) for name, key in _plan(slots)
+            if conditions is None or name == "clean" or name in conditions]
+    keys = {key for _, key in plan}
+    positions = sorted({INPUT} | {key[1] for key in keys if key[0] in SLOT_FAMILIES}
+                       | (set(slots[1:]) if separation else set()))
     batches = [slice(start, start + batch_size) for start in range(0, len(inputs), batch_size)]
 
     scales, class_sums = _statistics(graph, positions, inputs, labels, batches)
@@ -333,20 +361,28 @@ def measure(model, inputs, labels, *, seed=DEFAULTS["seed"], batch_size=DEFAULTS
         count = len(x)
         clean, logits = taps_of(x)
         record(("clean",), logits, rows)
-        partners = taps_of(inputs[np.concatenate([within[rows], across[rows]])])[0]
+        if any(key[0] in ("mixup_within", "mixup_across") for key in keys):
+            partners = taps_of(inputs[np.concatenate([within[rows], across[rows]])])[0]
         for i, p in enumerate(positions):
-            a, b = clean[i], partners[i]
-            flat = tf.reshape(tf.cast(a, tf.float32), [count, -1])
-            distances = tf.norm(flat - tf.gather(centroids[i], class_index[y]), axis=1).numpy()
-            distance_sums[i] += np.bincount(class_index[y], distances, len(distance_sums[i]))
-            unit = noise[i].standard_normal((count, scales[i].size), np.float32) * scales[i]
-            unit = tf.cast(tf.reshape(unit, tf.shape(a)), a.dtype)
+            a = clean[i]
+            if separation:
+                flat = tf.reshape(tf.cast(a, tf.float32), [count, -1])
+                distances = tf.norm(flat - tf.gather(centroids[i], class_index[y]),
+                                    axis=1).numpy()
+                distance_sums[i] += np.bincount(class_index[y], distances,
+                                                len(distance_sums[i]))
+            if any(("noise", p, s) in keys for s in NOISE):
+                unit = noise[i].standard_normal((count, scales[i].size), np.float32) * scales[i]
+                unit = tf.cast(tf.reshape(unit, tf.shape(a)), a.dtype)
             for s in NOISE:
-                record(("noise", p, s), logits_from[p](a + s * unit), rows)
-            for family, partner in (("mixup_within", b[:count]), ("mixup_across", b[count:])):
+                if ("noise", p, s) in keys:
+                    record(("noise", p, s), logits_from[p](a + s * unit), rows)
+            for j, family in enumerate(("mixup_within", "mixup_across")):
                 for s in MIXUP:
-                    record((family, p, s), logits_from[p]((1 - s) * a + s * partner), rows)
-        if direction is not None:
+                    if (family, p, s) in keys:
+                        partner = partners[i][j * count:(j + 1) * count]
+                        record((family, p, s), logits_from[p]((1 - s) * a + s * partner), rows)
+        if direction is not None and any(key[0] == "shift" for key in keys):
             for k in SHIFTS:
                 moved = np.empty_like(x)
                 for d, (axis, sign) in enumerate(directions):
@@ -357,17 +393,18 @@ def measure(model, inputs, labels, *, seed=DEFAULTS["seed"], batch_size=DEFAULTS
     # Pass 3: weight noise, one pass per strength and draw.
     for draw in range(1, WEIGHT_DRAWS + 1):
         for s in WEIGHT_NOISE:
+            if ("weights", s, draw) not in keys:
+                continue
             with perturbed_weights(graph, s, generator(seed, f"weights/{draw}")):
                 for rows in batches:
                     record(("weights", s, draw), logits_from[INPUT](inputs[rows]), rows)
 
-    plan = _plan(slots)
     margin = np.full((len(plan), len(labels)), np.nan)
     for row, (name, key) in enumerate(plan):
         if name.split("/")[0] not in reasons:
             margin[row] = np.concatenate(margins[key])
     davies_bouldin = np.full(len(HIDDEN), np.nan)
-    for j, slot in enumerate(HIDDEN):
+    for j, slot in enumerate(HIDDEN if separation else ()):
         i = positions.index(slots[SLOTS.index(slot)])
         try:
             davies_bouldin[j] = davies_bouldin_index(centroids[i].numpy(),
@@ -403,7 +440,8 @@ def _area(grid, clean, values):
 
 def family_features(responses, family):
     """The values of `feature_names(family)`: accuracy and mean margin at each strength (the mean
-    over draws) and the areas under the curves; a ValueError with the reason when undefined."""
+    over draws) and the areas under the curves (NaN for a curve not measured); a ValueError with
+    the reason when undefined."""
     if family in responses.reasons:
         raise ValueError(responses.reasons[family])
     row = {name: i for i, name in enumerate(responses.conditions)}
@@ -412,9 +450,15 @@ def family_features(responses, family):
     values = []
     for _, strengths in _curves(family):
         for quantity in (accuracy, margin):
-            curve = [np.mean([quantity[row[name]] for name in names]) for names in strengths]
+            curve = [_mean(row, names, lambda i: quantity[i]) for names in strengths]
             values += curve + [_area(grid, quantity[row["clean"]], curve)]
     return np.array(values)
+
+
+def _mean(row, names, value):
+    """The mean of value(row of each condition named); NaN where one was not measured."""
+    return np.mean([value(row[name]) for name in names]) if all(n in row for n in names) \
+        else np.nan
 
 
 def davies_bouldin_features(responses):
@@ -425,8 +469,8 @@ def davies_bouldin_features(responses):
 def kept_features(responses):
     """keep.<curve>.auc for every response curve: the area under the curve of the share of the
     examples classified correctly unperturbed that stay correct (1 at strength 0), divided by
-    the largest strength; NaN for an undefined family or where no example is correct
-    unperturbed. Unlike the accuracies under perturbation, these do not encode the training
+    the largest strength; NaN for an undefined family, a curve not measured (`conditions`) or
+    where no example is correct unperturbed. Unlike the accuracies under perturbation, these do not encode the training
     accuracy itself."""
     row = {name: i for i, name in enumerate(responses.conditions)}
     clean = responses.correct[row["clean"]]
@@ -437,7 +481,7 @@ def kept_features(responses):
             if family in responses.reasons or not clean.any():
                 values.append(np.nan)
                 continue
-            curve = [np.mean([responses.correct[row[n]][clean].mean() for n in names])
+            curve = [_mean(row, names, lambda i: responses.correct[i][clean].mean())
                      for names in strengths]
             values.append(_area(grid, 1.0, curve))
     return np.array(values)
@@ -450,8 +494,9 @@ FEATURE_GROUPS["keep"] = (tuple(f"keep.{prefix}.auc" for family in GRIDS
 FEATURE_GROUPS["db"] = (tuple(f"db.{slot}" for slot in HIDDEN), davies_bouldin_features)
 
 
-def _produce(model, data, sample, measurement):
-    """The producer "perturbation": `measure` on the margin sample, seeded by its seed."""
+def _produce(model, data, sample, measurement, columns=None):
+    """The producer "perturbation": `measure` on the margin sample, seeded by its seed; with
+    `columns`, only the conditions they need."""
     from demogen.measure.sampling import sample as draw
 
     settings = registry.sample_settings(sample)
@@ -459,7 +504,8 @@ def _produce(model, data, sample, measurement):
     inputs, labels = draw(data, graph.input_shape, graph.n_classes, settings["n_examples"],
                           settings["seed"])
     return measure(model, inputs, labels, seed=settings["seed"],
-                   batch_size=settings["batch_size"])
+                   batch_size=settings["batch_size"],
+                   **(conditions_for(columns) if columns is not None else {}))
 
 
 def _to_arrays(responses):
@@ -487,6 +533,6 @@ def _from_arrays(arrays):
 
 
 registry.register_producer("perturbation", registry.Producer(1, _produce, _to_arrays,
-                                                             _from_arrays))
+                                                             _from_arrays, narrows=True))
 for _group, (_names, _compute) in FEATURE_GROUPS.items():
     registry.register(_group, registry.Group(_names, "perturbation", _compute))

@@ -22,13 +22,17 @@ class Producer:
     """A part of a measurement: `measure(model, data, sample, measurement)` gives its value
     (`sample`: the sampling settings n_examples, seed, batch_size; `measurement`: the values of
     the producers it `needs`, measured first); `to_arrays(value)` and `from_arrays(arrays)` keep
-    it in a side file (None: not kept, and from_arrays gives None when the arrays lack it)."""
+    it in a side file (None: not kept, and from_arrays gives None when the arrays lack it).
+    A producer that `narrows` also takes `columns=` (the feature columns wanted) and then
+    measures only what they need, their values unchanged (the frozen predictor passes its
+    features; tables and side files always get the whole value)."""
     version: int
     measure: object
     to_arrays: object = None
     from_arrays: object = None
     needs: tuple = ()
     shipped: bool = True
+    narrows: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,16 +128,19 @@ def producers_of(groups):
     return in_order(GROUPS[group].needs for group in groups)
 
 
-def measure(model, data, producers=None, tolerate=(), **sample):
+def measure(model, data, producers=None, tolerate=(), columns=None, **sample):
     """The Measurement of a trained model by the given producers (default: every registered
     one) and those they need; `sample`: the sampling settings n_examples, seed, batch_size of
-    extract_margins (its defaults where left out). A ValueError of a producer named in
+    extract_margins (its defaults where left out); `columns`: the feature columns wanted, for
+    the producers that narrow (None: everything). A ValueError of a producer named in
     `tolerate` is kept in `measurement.failed` (its groups are then NaN with the reason); any
     other propagates."""
     measurement = Measurement()
     for name in in_order(PRODUCERS if producers is None else producers):
+        producer = PRODUCERS[name]
+        narrow = {"columns": columns} if producer.narrows and columns is not None else {}
         try:
-            measurement[name] = PRODUCERS[name].measure(model, data, sample, measurement)
+            measurement[name] = producer.measure(model, data, sample, measurement, **narrow)
         except ValueError as error:
             if name not in tolerate:
                 raise

@@ -80,3 +80,23 @@ def test_complexity_under_tf_keras(tmp_path):
     module, value = run.stdout.split()[-2:]
     assert module.startswith("tf_keras")
     assert float(value) == pytest.approx(expected, rel=1e-5)
+
+
+def test_the_predictor_asks_only_for_the_columns_it_reads(monkeypatch):
+    """Producers that narrow (the perturbation responses) measure what the frozen file's
+    features need: the predictor passes them (tests/test_perturbation.py checks the values)."""
+    from demogen.measure import features
+
+    model = cnn()
+    x, y = data_for(model, n=60)
+    frozen = coefficients.load(predictor="paper_nin")
+    asked = []
+    measure = features.measure
+
+    def recording(*args, columns=None, **kwargs):
+        asked.append(columns)
+        return measure(*args, columns=columns, **kwargs)
+
+    monkeypatch.setattr(features, "measure", recording)
+    predictor.predict(frozen, model, dataset(x, y))
+    assert asked == [frozen.features]

@@ -42,10 +42,10 @@ the same draws. One model and seed give the same numbers bit for bit on CPU.
 A frozen predictor measures only what its columns need (`conditions_for`: the conditions of
 their response curves, and the class statistics only for the Davies-Bouldin columns).
 
-Cost (forward passes over the sample, all conditions): 1 for the statistics (each slot's per-coordinate spread
-and the class centroids), 1 clean, 2 for the mixup partners' activations, 9 from the input
-(noise and mixups), 27 from h1, h2 or h3 (each a part of a forward pass), 2 for the shifts, 9
-for the weight noise: at most 51 forward passes. Measured on 2 CPU cores
+Cost (forward passes over the sample, all conditions): 1 for the statistics (each slot's
+per-coordinate spread and the class centroids), 1 clean, 2 for the mixup partners' activations,
+9 from the input (noise and mixups), 27 from h1, h2 or h3 (each a part of a forward pass), 2 for
+the shifts, 9 for the weight noise: at most 51 forward passes. Measured on 2 CPU cores
 (benchmarks/perturbation.py, docs/performance.md): 12 to 16 times one forward+backward pass over
 the same examples for the CIFAR-sized VGG of benchmarks/complexity.py on 2,048 examples (about a
 minute), 22 to 25 times for the corpus's VGG on 28x28x1 with 1,000 examples (about 7 s; a small
@@ -470,8 +470,8 @@ def kept_features(responses):
     """keep.<curve>.auc for every response curve: the area under the curve of the share of the
     examples classified correctly unperturbed that stay correct (1 at strength 0), divided by
     the largest strength; NaN for an undefined family, a curve not measured (`conditions`) or
-    where no example is correct unperturbed. Unlike the accuracies under perturbation, these do not encode the training
-    accuracy itself."""
+    where no example is correct unperturbed. Unlike the accuracies under perturbation, these do
+    not encode the training accuracy itself."""
     row = {name: i for i, name in enumerate(responses.conditions)}
     clean = responses.correct[row["clean"]]
     values = []

@@ -93,7 +93,7 @@ def _signature(folder, model_id, allow_code_layers, options):
 
     try:
         model = pgdl.load_model(folder, model_id, allow_code_layers=allow_code_layers)
-        return margin_signature(model, pgdl.load_dataset(folder, "train"), **options)
+        return margin_signature(model, pgdl.task_dataset(folder, "train"), **options)
     except (ValueError, FileNotFoundError) as error:
         return str(error)
 

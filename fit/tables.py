@@ -166,7 +166,7 @@ def _model_row(task_dir, model_id, model_sha256, data_sha256, versions, measured
     except (ValueError, OSError) as error:
         return {**settings, "weights_digest": "", "layers": "", "feature_errors": "",
                 "error": f"the model could not be loaded: {error}"}
-    columns, _ = measure(model, pgdl.load_dataset(task_dir, "train"), list(features.GROUPS))
+    columns, _ = measure(model, pgdl.task_dataset(task_dir, "train"), list(features.GROUPS))
     return {**settings, "weights_digest": weights_digest(model), **columns}
 
 

@@ -45,6 +45,18 @@ def test_signature_json_matches_the_library(task, capsys):
         assert len(result["signature"]) == 20
 
 
+def test_signature_reads_a_task_s_sample_once_for_all_its_models(task, capsys, monkeypatch):
+    from demogen.measure import sampling
+
+    reads = []
+    read = sampling._from_dataset
+    monkeypatch.setattr(sampling, "_from_dataset", lambda *a: reads.append(a) or read(*a))
+    sampling.clear_cache()
+    pgdl._task_dataset.cache_clear()
+    assert main(["signature", str(task), "--json", "--n-examples", "30"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 3 and len(reads) == 1
+
+
 def test_signature_options_and_model_selection(task, capsys):
     args = ["signature", str(task), "--model", "model_10", "1", "--json", "--signed",
             "--unnormalized", "--statistic", "moment", "--layers", "0", "1", "2:Dense"]

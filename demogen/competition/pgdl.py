@@ -21,6 +21,7 @@ or write a dataset, so that reading JSON files and grids (scoring) does not load
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import itertools
 import json
@@ -273,6 +274,22 @@ def load_dataset(task_dir, split: str = "train") -> tf.data.Dataset:
         shape = first[0].shape
         ds = ds.map(lambda x, y: (tf.ensure_shape(x, shape), y))
     return ds
+
+
+def task_dataset(task_dir, split="train"):
+    """`load_dataset`, the same object again while the split's shard files are unchanged (for
+    the last two splits asked in this process): the models of a task read one by one then share
+    its seeded sample (demogen.measure.sampling keeps one per dataset object) instead of reading
+    the whole split again for each."""
+    task_dir = pathlib.Path(task_dir).resolve()
+    stats = [(path, os.stat(path)) for path in shard_paths(task_dir / "dataset_1" / split)]
+    return _task_dataset(tuple((path, s.st_mtime_ns, s.st_size) for path, s in stats),
+                         str(task_dir), split)
+
+
+@functools.lru_cache(maxsize=2)
+def _task_dataset(shards, task_dir, split):  # `shards` (paths, times, sizes) only keys the cache
+    return load_dataset(task_dir, split)
 
 
 # --------------------------------------------------------------------------- writer

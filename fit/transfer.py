@@ -482,7 +482,9 @@ def final_run(table, final_table, names=None, n_jobs=2, seed=0, progress=False, 
                       if f in table.columns and f not in final_table.columns})
     if lacking:
         raise ValueError(f"the final tables lack {len(lacking)} features the candidates read "
-                         f"(e.g. {lacking[0]}); measure them with this demogen")
+                         f"(e.g. {lacking[0]}); add them with `demogen zoo --preset lockbox2 "
+                         "--out DIR` (from the trained models there; --remeasure where they "
+                         "are gone)")
     development = evaluate(table, names, views=(SELECTION_VIEW,), n_jobs=n_jobs, seed=seed,
                            progress=progress, lockbox=True, client=client)
     view = development["views"][SELECTION_VIEW]

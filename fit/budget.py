@@ -18,11 +18,12 @@ point is a predictor one could ship, and the training-accuracy sample alone has 
   norms; on the corpus the whole training set) is subsampled, n examples drawn with
   replacement (one draw of positions per task, shared by its models, as the runtime samples
   one set per dataset; a model of a training set much larger than the sample, as
-  demogen_fit.sample_size draws the training accuracy), the margin features are recomputed
-  from the subsample, a two-part candidate's training accuracy from its own draw of the
-  per-example correctness bits, and the candidates' held-out predictions (each task predicted
-  by the fit on the other clusters, fitted on the table's values) are scored again, over
-  several seeds. At or above a task's sample size the whole sample is used (marked), which
+  demogen_fit.sample_size draws the training accuracy), the features of every `per_example`
+  group recomputed from the subsample (from the margins and gradient norms; the kept shares
+  from the perturbation responses' correctness bits, on the same examples), a two-part
+  candidate's training accuracy from its own draw of the per-example correctness bits, and the
+  candidates' held-out predictions (each task predicted by the fit on the other clusters,
+  fitted on the table's values) are scored again, over several seeds. At or above a task's sample size the whole sample is used (marked), which
   gives the table's own features. Each layer's total variation (the normalization) stays the
   whole sample's: the side files keep no activations. At the input layer it is a property of
   the examples alone, the same for every model of a task, so for input-margin features (the
@@ -129,32 +130,32 @@ def draw(rng, n, size):
     return np.arange(size) if n >= size else rng.integers(0, size, n)
 
 
-def subsample(margins, positions):
-    """The Margins of the examples at `positions` (repeats allowed) of a margin sample; each
-    layer's total variation stays the whole sample's."""
-    return dataclasses.replace(
-        margins, gradient_norms=margins.gradient_norms[:, positions],
-        output_margin=margins.output_margin[positions],
-        settings={**margins.settings, "n_sampled": len(positions)})
+def recompute(measurement, positions, groups):
+    """{column: value} of the `groups` (each `per_example`) computed from the examples at
+    `positions` of the measurement's sample."""
+    producers = {features.GROUPS[g].needs for g in groups}
+    missing = [p for p in producers if measurement.get(p) is None]
+    if missing:
+        raise ValueError(f"a side file has no {', '.join(missing)} values for the groups "
+                         f"{', '.join(groups)}: add them with `demogen zoo` (backfill or "
+                         "--remeasure) first")
+    return features.compute(features.Measurement({
+        p: features.PRODUCERS[p].subsample(measurement[p], positions) for p in producers}),
+        groups)[0]
 
 
-def recompute(margins, positions, groups):
-    """{column: value} of the margin groups computed from the examples at `positions`."""
-    measurement = features.Measurement({features.MARGINS: subsample(margins, positions)})
-    return features.compute(measurement, groups)[0]
-
-
-def margin_groups(candidates):
-    """The groups of the candidates' features that the margin sample gives, in registry order;
-    a feature measured on the data by another producer cannot be re-measured from the side
-    files (data-free weight metrics need no re-measuring)."""
-    groups = features.groups_of([f for c in candidates for f in c.features])
-    other = [g for g in groups if features.GROUPS[g].needs not in (features.MARGINS,
-                                                                    features.SPECTRA)]
+def resampled_groups(candidates):
+    """The groups of the candidates' features measured on the sample, in registry order; each
+    must be `per_example` (a feature whose per-example values the side files do not keep cannot
+    be re-measured from them; data-free weight metrics need no re-measuring)."""
+    groups = [g for g in features.groups_of([f for c in candidates for f in c.features])
+              if features.GROUPS[g].needs != features.SPECTRA]
+    other = [g for g in groups if not features.GROUPS[g].per_example]
     if other:
-        raise ValueError(f"the budget curve re-measures the margin features only; the groups "
-                         f"{', '.join(other)} are measured on the sample by other producers")
-    return [g for g in groups if features.GROUPS[g].needs == features.MARGINS]
+        raise ValueError(f"the budget curve re-measures features from the side files' "
+                         f"per-example values; those of the groups {', '.join(other)} are not "
+                         "kept per example: leave out the candidates that read them")
+    return groups
 
 
 def corpus_curve(table, names, counts=BUDGET_COUNTS, n_seeds=20, view="cluster", seed=0):
@@ -163,7 +164,7 @@ def corpus_curve(table, names, counts=BUDGET_COUNTS, n_seeds=20, view="cluster",
     "train_accuracy_examples", "whole_set", "kendall_tau", "kendall_tau_se", "cmi",
     "cmi_se"}]}, "smallest_within_one_se": {name: {measure: count}}}: the candidates' held-out
     scores (means over tasks; mean over seeds and the standard error over seeds) with the
-    margin features re-measured on n examples of every model's side file, beside the full
+    sample's features re-measured on n examples of every model's side file, beside the full
     scores on the whole sample (the table's features)."""
     sample_size.check_sizes(counts)
     if n_seeds < 2:
@@ -171,13 +172,14 @@ def corpus_curve(table, names, counts=BUDGET_COUNTS, n_seeds=20, view="cluster",
     corpus = transfer.Corpus(table)
     check_models({task: len(rows) for task, rows in corpus.rows.items()})
     candidates = registry.get(names)
-    groups = margin_groups(candidates)
+    groups = resampled_groups(candidates)
     units = corpus.units(view)
     files = sample_size.side_files(corpus)
     correct = sample_size.train_correct(files)
-    margins = {task: [m.margins for m, _ in models] for task, models in files.items()}
-    sizes = {task: next(len(m.output_margin) for m in ms if m is not None)
-             for task, ms in margins.items()}
+    measured = {task: [m if m.margins is not None else None for m, _ in models]
+                for task, models in files.items()}
+    sizes = {task: next(len(m.margins.output_margin) for m in ms if m is not None)
+             for task, ms in measured.items()}
     fits = sample_size.held_out(corpus, names, units)
     full = {name: dict(zip(("kendall_tau", "cmi"), sample_size.mean_scores(
         corpus, units, name, fits[name], corpus.table))) for name in names}
@@ -194,7 +196,7 @@ def corpus_curve(table, names, counts=BUDGET_COUNTS, n_seeds=20, view="cluster",
                       for name, ratio in accuracy_ratio.items()}
         draws = {name: [] for name in names}
         for s in range(n_seeds):
-            remeasured, accuracy = resample(corpus, (margins, sizes, correct), groups, n,
+            remeasured, accuracy = resample(corpus, (measured, sizes, correct), groups, n,
                                             n_accuracy, (seed, s))
             for name in names:
                 scored = remeasured.assign(**{"acc.sample": accuracy[name]}) \
@@ -216,16 +218,17 @@ def resample(corpus, side, groups, n, n_accuracy, seeds):
     """(the corpus's table with the columns of the margin `groups` recomputed from n examples
     of each model's margin sample, {name: each model's training accuracy on n_accuracy[name] of
     its per-example correctness bits}) for one draw: per task one draw of positions, seeded by
-    `seeds`, n and the task's name, shared by its models. `side`: ({task: [Margins or None per
-    model]}, {task: margin-sample size}, {task: (models, n_train) correctness bits})."""
-    margins, sizes, correct = side
+    `seeds`, n and the task's name, shared by its models and its producers (every producer
+    samples the margin sample). `side`: ({task: [Measurement or None per model]}, {task:
+    margin-sample size}, {task: (models, n_train) correctness bits})."""
+    measured, sizes, correct = side
     columns = [c for g in groups for c in features.GROUPS[g].names]
     values = corpus.table[columns].to_numpy(dtype=np.float64, copy=True)
     accuracy = {name: np.zeros(len(corpus.gaps)) for name in n_accuracy}
     for task, rows in corpus.rows.items():
         rng = np.random.default_rng([*seeds, n, *map(ord, task)])
         positions = draw(rng, n, sizes[task])
-        for row, model in zip(rows, margins[task]):
+        for row, model in zip(rows, measured[task]):
             if model is not None:
                 row_values = recompute(model, positions, groups)
                 values[row] = [row_values[c] for c in columns]

@@ -8,7 +8,7 @@ import pytest
 
 from demogen.cli import main
 from demogen.frozen import coefficients
-from demogen.measure import features
+from demogen.measure import features, perturbation
 from demogen.measure.signature import Margins
 from demogen_fit import budget, sample_size, tables, transfer
 from demogen_fit import candidates as registry
@@ -116,20 +116,44 @@ def test_the_whole_sample_gives_the_table_features(corpus):
     columns = [name for g in groups for name in features.GROUPS[g].names]
     for task, rows in c.rows.items():
         for row, (measurement, _) in list(zip(rows, files[task]))[:3]:
-            margins = measurement.margins
-            values = budget.recompute(margins, np.arange(len(margins.output_margin)), groups)
+            n = len(measurement.margins.output_margin)
+            values = budget.recompute(measurement, np.arange(n), groups)
             np.testing.assert_allclose([values[k] for k in columns],
                                        c.table.loc[row, columns].to_numpy(dtype=np.float64),
                                        rtol=1e-12, atol=0)
 
 
+def test_the_whole_sample_gives_the_kept_shares_of_the_table(tiny):
+    from demogen.competition import pgdl
+
+    root, _ = tiny
+    table = tables.read_sources([root / "features" / "tiny.csv"]).set_index("model_id")
+    task = root / "pool" / "tiny"
+    data = pgdl.load_dataset(task, "train")
+    groups = ["keep", "qrt", "acc"]
+    columns = [name for g in groups for name in features.GROUPS[g].names]
+    for model_id in pgdl.model_ids(task)[:2]:
+        measurement = features.measure(pgdl.load_model(task, model_id), data,
+                                       [features.MARGINS, "perturbation"])
+        n = len(measurement.margins.output_margin)
+        assert measurement.perturbation.correct.shape[1] == n  # one sample for both
+        values = budget.recompute(measurement, np.arange(n), groups)
+        np.testing.assert_allclose([values[k] for k in columns],
+                                   table.loc[model_id, columns].to_numpy(dtype=np.float64),
+                                   rtol=1e-12, atol=0)
+
+
+def hand_margins():
+    return Margins(gradient_norms=np.array([[1.0, 1, 1, 1], [2, 2, 2, 2], [1, 1, 1, 1],
+                                            [1, 1, 1, 1]]),
+                   total_variation=np.array([1.0, 4.0, 1.0, 1.0]),
+                   output_margin=np.array([1.0, -1.0, 2.0, 4.0]),
+                   layers=["input", "a", "b", "c"], settings={"n_sampled": 4}, notes=[])
+
+
 def test_a_hand_checked_subsample():
-    margins = Margins(gradient_norms=np.array([[1.0, 1, 1, 1], [2, 2, 2, 2], [1, 1, 1, 1],
-                                               [1, 1, 1, 1]]),
-                      total_variation=np.array([1.0, 4.0, 1.0, 1.0]),
-                      output_margin=np.array([1.0, -1.0, 2.0, 4.0]),
-                      layers=["input", "a", "b", "c"], settings={"n_sampled": 4}, notes=[])
-    values = budget.recompute(margins, np.array([3, 3, 0, 1]), ["qrt", "out", "acc"])
+    measurement = features.Measurement({features.MARGINS: hand_margins()})
+    values = budget.recompute(measurement, np.array([3, 3, 0, 1]), ["qrt", "out", "acc"])
     # the subsample's output margins are 4, 4, 1, -1: three correct
     assert values["acc.sample"] == 0.75
     assert values["out.q2"] == 2.5 and values["out.q1"] == 0.5
@@ -137,6 +161,31 @@ def test_a_hand_checked_subsample():
     assert values["qrt.input.q2"] == 4.0 and values["qrt.input.q1"] == 2.5
     # h1: distances 2, 2, 0.5 divided by sqrt(4)
     assert values["qrt.h1.q2"] == 1.0 and values["qrt.h1.lower_fence"] == 0.25
+
+
+def test_hand_checked_kept_shares_of_a_subsample():
+    correct = np.array([[1, 1, 1, 0, 1],    # clean
+                        [1, 0, 1, 0, 1],    # noise/input/0.1
+                        [1, 0, 0, 1, 1],    # noise/input/0.3
+                        [0, 0, 0, 1, 1]],   # noise/input/1
+                       dtype=bool)
+    responses = perturbation.Responses(
+        ("clean", "noise/input/0.1", "noise/input/0.3", "noise/input/1"), correct,
+        np.array([1.0, 0.5, 0.2, -0.1]), np.array([1.0, 2.0, 3.0]),
+        ("input", "a", "b", "c"), {}, ())
+    measurement = features.Measurement({"perturbation": responses})
+    values = budget.recompute(measurement, np.array([0, 1, 1, 4]), ["keep"])
+    # clean-correct examples of the subsample: 0, 1, 1, 4; kept at 0.1: 0, 4 (1/2); at 0.3:
+    # 0, 4 (1/2); at 1: 4 (1/4); the area under (0, 1), (0.1, .5), (0.3, .5), (1, .25), over 1
+    area = (1 + 0.5) / 2 * 0.1 + 0.5 * 0.2 + (0.5 + 0.25) / 2 * 0.7
+    assert values["keep.noise.input.auc"] == pytest.approx(area, abs=1e-15)
+    assert np.isnan(values["keep.noise.h1.auc"])  # not measured
+    whole = budget.recompute(measurement, np.arange(5), ["keep"])
+    assert whole["keep.noise.input.auc"] == pytest.approx(
+        (1 + 0.75) / 2 * 0.1 + (0.75 + 0.5) / 2 * 0.2 + (0.5 + 0.25) / 2 * 0.7, abs=1e-15)
+    with pytest.raises(ValueError, match="no perturbation values"):
+        budget.recompute(features.Measurement({features.MARGINS: hand_margins()}),
+                         np.arange(4), ["keep"])
 
 
 def test_draws_differ_by_seed_and_cover_the_whole_sample_at_its_size():
@@ -179,8 +228,9 @@ def test_corpus_curve_refuses_bad_counts_seeds_and_tasks_of_one_model(corpus):
     one = corpus[(corpus["task"] != "mlp_digits") | (corpus["model_id"] == "0")]
     with pytest.raises(ValueError, match="at least 2 models per task; mlp_digits has 1"):
         budget.corpus_curve(one, ["input_margin"], [256])
-    with pytest.raises(ValueError, match="re-measures the margin features only"):
-        budget.corpus_curve(corpus, ["winner"], [256])
+    for name, group in (("winner", "winner"), ("rank_perturb_many", "db")):
+        with pytest.raises(ValueError, match=f"the groups .*{group}.* are not kept per example"):
+            budget.corpus_curve(corpus, [name], [256])
 
 
 def test_smallest_within_one_se():

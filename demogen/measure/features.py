@@ -21,6 +21,7 @@ module, one line each:
   (a reference).
 """
 
+import dataclasses
 import json
 import warnings
 
@@ -48,7 +49,7 @@ def _signature_group(statistic, normalize, signed):
             return margins.signature(statistic, normalize, signed).values
 
     names = tuple(f"{prefix}.{name}" for name in feature_names(SLOTS, statistic))
-    return prefix, Group(names, MARGINS, signature)
+    return prefix, Group(names, MARGINS, signature, per_example=True)
 
 
 def sample_accuracy_of(margins):
@@ -93,6 +94,15 @@ def _margins_from_arrays(arrays):
                    info["layers"], info["settings"], info["notes"])
 
 
+def _subsample_margins(margins, positions):
+    """The Margins of the examples at `positions` of the margin sample; each layer's total
+    variation (the normalization) stays the whole sample's: no activations are kept."""
+    return dataclasses.replace(
+        margins, gradient_norms=margins.gradient_norms[:, positions],
+        output_margin=margins.output_margin[positions],
+        settings={**margins.settings, "n_sampled": len(positions)})
+
+
 def _spectra_to_arrays(spectra):
     """The spectra at float32 (see weights.spectra), concatenated with their sizes."""
     return {"spectrum_labels": np.array([s.label for s in spectra]),
@@ -120,7 +130,7 @@ def _spectra_from_arrays(arrays):
 
 
 register_producer(MARGINS, Producer(EXTRACTOR_VERSION, _extract_margins, _margins_to_arrays,
-                                    _margins_from_arrays))
+                                    _margins_from_arrays, subsample=_subsample_margins))
 register_producer(SPECTRA, Producer(1, lambda model, data, sample, measurement: tuple(
     weights.spectra(model)), _spectra_to_arrays, _spectra_from_arrays))
 for _statistic in STATISTICS:
@@ -128,10 +138,12 @@ for _statistic in STATISTICS:
         for _signed in (False, True):
             register(*_signature_group(_statistic, _normalize, _signed))
 register("out", Group(tuple(f"out.{s}" for s in STATISTICS["quartile"]), MARGINS,
-                      lambda margins: quartile_signature(margins.output_margin)))
-register("acc", Group(("acc.sample",), MARGINS, lambda margins: [sample_accuracy_of(margins)]))
+                      lambda margins: quartile_signature(margins.output_margin),
+                      per_example=True))
+register("acc", Group(("acc.sample",), MARGINS, lambda margins: [sample_accuracy_of(margins)],
+                      per_example=True))
 register("tv", Group(tuple(f"tv.{slot}" for slot in SLOTS), MARGINS,
-                     lambda margins: margins.total_variation))
+                     lambda margins: margins.total_variation, per_example=True))
 register("w", Group(tuple(f"w.{name}" for name in WEIGHT_METRICS), SPECTRA, _weight_metrics))
 
 

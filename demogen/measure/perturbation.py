@@ -532,7 +532,16 @@ def _from_arrays(arrays):
                      info["reasons"], tuple(info["notes"]))
 
 
-registry.register_producer("perturbation", registry.Producer(1, _produce, _to_arrays,
-                                                             _from_arrays, narrows=True))
+def _subsample(responses, positions):
+    """The responses of the examples at `positions` of the sample: their correctness bits; the
+    mean margins and the Davies-Bouldin indices are not kept per example (NaN)."""
+    return dataclasses.replace(responses, correct=responses.correct[:, positions],
+                               margin=np.full_like(responses.margin, np.nan),
+                               davies_bouldin=np.full_like(responses.davies_bouldin, np.nan))
+
+
+registry.register_producer("perturbation", registry.Producer(
+    1, _produce, _to_arrays, _from_arrays, narrows=True, subsample=_subsample))
 for _group, (_names, _compute) in FEATURE_GROUPS.items():
-    registry.register(_group, registry.Group(_names, "perturbation", _compute))
+    registry.register(_group, registry.Group(_names, "perturbation", _compute,
+                                             per_example=_group == "keep"))

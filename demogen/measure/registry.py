@@ -22,7 +22,10 @@ class Producer:
     """A part of a measurement: `measure(model, data, sample, measurement)` gives its value
     (`sample`: the sampling settings n_examples, seed, batch_size; `measurement`: the values of
     the producers it `needs`, measured first); `to_arrays(value)` and `from_arrays(arrays)` keep
-    it in a side file (None: not kept, and from_arrays gives None when the arrays lack it).
+    it in a side file (None: not kept, and from_arrays gives None when the arrays lack it);
+    `subsample(value, positions)` gives its value on the examples at `positions` of its sample
+    (repeats allowed), for the groups marked `per_example` (None: it has none; see
+    demogen_fit.budget).
     A producer that `narrows` also takes `columns=` (the feature columns wanted) and then
     measures only what they need, their values unchanged (the frozen predictor passes its
     features; tables and side files always get the whole value)."""
@@ -33,16 +36,20 @@ class Producer:
     needs: tuple = ()
     shipped: bool = True
     narrows: bool = False
+    subsample: object = None
 
 
 @dataclasses.dataclass(frozen=True)
 class Group:
-    """Columns computed together by `compute(value)` from the value of one producer (`needs`)."""
+    """Columns computed together by `compute(value)` from the value of one producer (`needs`);
+    `per_example`: they read only what the producer's `subsample` keeps, so they can be
+    computed again on fewer of the sampled examples."""
     names: tuple
     needs: str
     compute: object
     version: int = 1
     shipped: bool = True
+    per_example: bool = False
 
 
 class Measurement(dict):

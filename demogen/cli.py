@@ -367,6 +367,7 @@ def cmd_zoo(args):
             _print_pilot(rows, workers)
             return 0
         if args.remeasure:
+            before = zoo.read_table(pathlib.Path(features) / f"{args.preset}.csv")
             rows, mismatches = zoo.remeasure(args.preset, args.out, features=features,
                                              replace_differing=args.replace_differing, **options)
             if mismatches:
@@ -374,7 +375,8 @@ def cmd_zoo(args):
                       "rows (" + ("replaced by the retrained models" if args.replace_differing
                                   else "kept as they were") + "):\n  " + "\n  ".join(mismatches),
                       file=sys.stderr)
-                return 0 if args.replace_differing else 1
+                if not args.replace_differing:
+                    return 1
         else:
             zoo.run(args.preset, args.out, features=features, **options)
             rows = zoo.backfill(args.preset, args.out, workers, features, args.data_dir,
@@ -382,12 +384,23 @@ def cmd_zoo(args):
     gaps = [row["gap"] for row in rows]
     failed = sum(1 for row in rows if row["error"])
     final = any(task.final for task in presets.PRESETS[args.preset].tasks)
+    if args.remeasure and args.replace_differing and not final:
+        _print_agreement(args.preset, zoo.retrain_agreement(before, rows))
     print(f"{args.preset}: {len(rows)} models in {args.out}, "
           + ("gaps not shown (a final lockbox's are read by its one final run)" if final else
              f"gap from {min(gaps):.3f} to {max(gaps):.3f}")
           + f"; features in {features}/{args.preset}.csv"
           + (f"; {failed} without features (see the error column)" if failed else ""))
     return 0
+
+
+def _print_agreement(preset, agreement):
+    if not agreement:
+        return
+    print(f"{preset}: the retrained models' gaps against the rows they replaced (this run):")
+    for task, a in agreement.items():
+        print(f"  {task}: {a['replaced']} of {a['models']} replaced; Kendall tau-b of old and new "
+              f"gaps {a['kendall_tau']:.3f}, mean |gap change| {a['mean_abs_gap_change']:.4f}")
 
 
 def _print_pilot(rows, workers):

@@ -273,6 +273,29 @@ def remeasure(preset_name, out, workers=2, features=None, data_dir=None, progres
                   remeasure=True, replace_differing=replace_differing)
 
 
+def retrain_agreement(old_rows, new_rows):
+    """{task: {"models", "replaced", "kendall_tau", "mean_abs_gap_change"}} for every task of
+    which some row was replaced by a retrain with other weights: how the new rows' gaps rank
+    against the old ones' (Kendall tau-b over the models both measured) and how far they moved,
+    the noise a retrain on another TensorFlow build adds to a task's gaps."""
+    from scipy.stats import kendalltau
+
+    old = {(r["task"], r["model_id"]): r for r in old_rows}
+    out = {}
+    for task in dict.fromkeys(r["task"] for r in new_rows):
+        pairs = [(old[key], r) for r in new_rows
+                 if r["task"] == task and (key := (task, r["model_id"])) in old]
+        replaced = sum(a["weights_digest"] != b["weights_digest"] for a, b in pairs)
+        pairs = [(a["gap"], b["gap"]) for a, b in pairs
+                 if all(isinstance(g, float) and math.isfinite(g) for g in (a["gap"], b["gap"]))]
+        if replaced and pairs:
+            before, after = np.array(pairs).T
+            out[task] = {"models": len(pairs), "replaced": replaced,
+                         "kendall_tau": float(kendalltau(before, after).statistic),
+                         "mean_abs_gap_change": float(np.mean(np.abs(after - before)))}
+    return out
+
+
 def _train(preset_name, out, workers, features, data_dir, progress, tasks, client,
            remeasure=False, replace_differing=False):
     from tqdm import tqdm

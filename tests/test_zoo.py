@@ -176,10 +176,31 @@ def test_a_row_without_a_group_and_without_its_model_is_remeasured_by_a_checked_
     assert {r["model_id"] for r in again.values()} == {r["model_id"] for r in complete}
     # Accepting retrains that differ: model 2's row becomes the retrained model's.
     assert main(["zoo", *options, "--replace-differing"]) == 0
-    assert "replaced by the retrained models" in capsys.readouterr().err
+    printed = capsys.readouterr()
+    assert "replaced by the retrained models" in printed.err
+    # its old row kept the retrained model's gap: the order of the task's gaps is unchanged
+    assert "tiny: 1 of 8 replaced; Kendall tau-b of old and new gaps 1.000, mean |gap change| " \
+        "0.0000" in printed.out
     replaced = {r["model_id"]: r for r in zoo.read_table(table)}["2"]
     assert replaced["weights_digest"] == complete[2]["weights_digest"]
     assert not zoo.missing_groups(replaced, zoo.preset_groups(PRESETS["tiny"]))
+
+
+def test_retrain_agreement_by_hand():
+    def row(task, model_id, gap, digest="a"):
+        return {"task": task, "model_id": model_id, "gap": gap, "weights_digest": digest}
+
+    old = [row("t", "0", 0.1), row("t", "1", 0.2), row("t", "2", 0.3), row("t", "3", 0.4),
+           row("u", "0", 0.1), row("u", "1", 0.2)]
+    new = [row("t", "0", 0.1), row("t", "1", 0.3, "b"), row("t", "2", 0.2, "b"),
+           row("t", "3", float("nan"), "b"), row("u", "0", 0.1), row("u", "1", 0.2)]
+    # t: model 3 has no gap now; over 0, 1, 2 one of three pairs swapped: tau (2 - 1) / 3;
+    # the gaps moved by 0, 0.1 and 0.1. u: nothing replaced, left out.
+    agreement = zoo.retrain_agreement(old, new)
+    assert set(agreement) == {"t"}
+    assert agreement["t"]["models"] == 3 and agreement["t"]["replaced"] == 3
+    assert agreement["t"]["kendall_tau"] == pytest.approx(1 / 3)
+    assert agreement["t"]["mean_abs_gap_change"] == pytest.approx(0.2 / 3)
 
 
 def test_unknown_preset():

@@ -23,11 +23,12 @@ point is a predictor one could ship, and the training-accuracy sample alone has 
   from the perturbation responses' correctness bits, on the same examples), a two-part
   candidate's training accuracy from its own draw of the per-example correctness bits, and the
   candidates' held-out predictions (each task predicted by the fit on the other clusters,
-  fitted on the table's values) are scored again, over several seeds. At or above a task's sample size the whole sample is used (marked), which
-  gives the table's own features. Each layer's total variation (the normalization) stays the
-  whole sample's: the side files keep no activations. At the input layer it is a property of
-  the examples alone, the same for every model of a task, so for input-margin features (the
-  shipped `selected`) it shifts a task's log predictions by one constant and changes no rank.
+  fitted on the table's values) are scored again, over several seeds. At or above a task's
+  sample size the whole sample is used (marked), which gives the table's own features. Each
+  layer's total variation (the normalization) stays the whole sample's: the side files keep
+  no activations. At the input layer it is a property of the examples alone, the same for
+  every model of a task, so for input-margin features it shifts a task's log predictions by
+  one constant and changes no rank.
 """
 
 import dataclasses
@@ -215,8 +216,8 @@ def corpus_curve(table, names, counts=BUDGET_COUNTS, n_seeds=20, view="cluster",
 
 
 def resample(corpus, side, groups, n, n_accuracy, seeds):
-    """(the corpus's table with the columns of the margin `groups` recomputed from n examples
-    of each model's margin sample, {name: each model's training accuracy on n_accuracy[name] of
+    """(the corpus's table with the columns of the `groups` recomputed from n examples of
+    each model's margin sample, {name: each model's training accuracy on n_accuracy[name] of
     its per-example correctness bits}) for one draw: per task one draw of positions, seeded by
     `seeds`, n and the task's name, shared by its models and its producers (every producer
     samples the margin sample). `side`: ({task: [Measurement or None per model]}, {task:

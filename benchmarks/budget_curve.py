@@ -8,8 +8,9 @@ predictions on the corpus with the sample's features (margins, and the kept shar
 perturbation) re-measured on that many examples of every model's margin sample (drawn with
 replacement, several seeds; a two-part candidate's training accuracy on its own sample,
 scaled with it): mean Kendall tau and CMI x 100 over tasks, their standard error over seeds,
-the full score on the whole sample, and the smallest count within one standard error of it. No model is run. Counts at or beyond a task's training set (600 to
-2,000 examples) are its whole set and marked. --out also writes the plot beside the JSON (.png).
+the full score on the whole sample, and the smallest count within one standard error of it.
+No model is run. Counts at or beyond a task's training set (600 to 2,000 examples) are its
+whole set and marked. --out also writes the plot beside the JSON (.png).
 Default candidates: the selected one of results/evaluate.json and the paper's configuration.
 """
 

@@ -474,7 +474,9 @@ def _fit_candidate(args, table, sources):
     print(f"{args.candidate}: {report['description']}")
     print(f"  {report['n_models']} models ({report['fallbacks']} predicted by the fallback), "
           f"tuning parameter {report['parameter']} (chosen by leave-one-task-out inside them)")
-    print(f"  in-sample R^2 {report['r2']:.3f}; Kendall tau within each task (in-sample): "
+    fit = ("a score, not a gap: no R^2" if report["r2"] is None
+           else f"in-sample R^2 {report['r2']:.3f}")
+    print(f"  {fit}; Kendall tau within each task (in-sample): "
           + ", ".join(f"{t} {v:.2f}" for t, v in report["tasks"].items()))
     print(f"\nwrote {args.out}" if args.out is not None else
           "\n(no predictor file written: add --out FILE to freeze this fit)")

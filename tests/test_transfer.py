@@ -214,6 +214,11 @@ def test_cli_fit_candidate_writes_a_schema_2_file(tmp_path, capsys):
     assert report["n_models"] == 288 and set(report["tasks"]) == {"nin_clean", "nin_noise20"}
     assert predictor.pool["sources"] == {"features_cache/nin.csv": tables.file_digest(
         [tables.PRIMARY_POOL])}
+    assert main(["fit", str(tables.CORPUS_LOCKBOX), "--candidate",
+                 "rank_few"]) == 0
+    text = capsys.readouterr().out  # a ranking head's output is a score, which has no R^2
+    assert "a score, not a gap: no R^2; Kendall tau within each task (in-sample): mlp_fmnist" \
+        in text
     assert main(["fit", "--candidate", "nope"]) == 2
     assert "unknown candidate(s) nope; the candidates are random" in capsys.readouterr().err
 

@@ -3,8 +3,8 @@ examples.
 
 A budget point is the frozen predictor with its sample sizes replaced (`at_count`): n examples
 for the margin sample and, for a two-part predictor, a training-accuracy sample scaled with it
-in the predictor's own ratio (the shipped `selected` measures its training accuracy on twice its
-margin sample: 4,096 beside 2,048). One curve thus passes through the shipped default, every
+in the predictor's own ratio (the two-part candidates measure their training accuracy on twice
+the margin sample: 4,096 beside 2,048). One curve thus passes through the predictor's default, every
 point is a predictor one could ship, and the training-accuracy sample alone has its own curve
 (demogen_fit.sample_size).
 

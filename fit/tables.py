@@ -246,7 +246,7 @@ def read_sources(sources=(), cache=None, progress=True, client=None):
         else:
             raise FileNotFoundError(f"{source} is neither a feature table (.csv) nor a PGDL task "
                                     "folder")
-    table = pd.concat(frames, ignore_index=True)
+    table = pd.concat(frames, ignore_index=True).copy()  # one block per dtype: no fragmentation
     table["error"] = table["error"].fillna("")
     duplicated = table.duplicated(["task", "model_id"])
     if duplicated.any():

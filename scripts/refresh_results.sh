@@ -2,8 +2,9 @@
 # Regenerate every committed result that is derived from the committed feature tables, in the
 # order they depend on each other: the transfer evaluation, the shipped `selected` file fitted on
 # the candidate it selected, the two sample-size benchmarks and the lockbox run. Run it after a
-# table of the corpus changed; tests pin each result to the tables' digests. About 25 minutes on
-# 2 cores. `--no-lockbox` leaves results/lockbox.json as it is (the lockbox run is 17 of them).
+# table of the corpus changed; tests pin each result to the tables' digests. Up to an hour on
+# 2 cores. `--no-lockbox` leaves results/lockbox.json as it is (the lockbox run is most of the
+# hour: 51 min while another evaluation shared the cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=.venv/bin/python

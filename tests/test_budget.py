@@ -17,14 +17,26 @@ COUNTS = [128, 256, 2048]  # below, at and above the tiny task's 256 training ex
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
+def two_part(tmp_path_factory):
+    """A two-part predictor file (`two_part_input` fitted on the corpus): its own
+    training-accuracy sample of 4,096 beside the margin sample's 2,048."""
+    from demogen_fit import freeze
+
+    path = tmp_path_factory.mktemp("two_part") / "two_part_input.json"
+    freeze.write(transfer.fit_candidate(tables.read_sources([tables.CORPUS]),
+                                        "two_part_input")[0], path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, two_part):
     from demogen_fit import zoo
 
     root = tmp_path_factory.mktemp("budget")
     zoo.run("tiny", root / "pool", workers=1, features=root / "features", progress=False)
     out = root / "out"
-    assert main(["budget", "--tasks", str(root / "pool" / "tiny"), "--n-examples",
-                 *map(str, COUNTS), "--out", str(out)]) == 0
+    assert main(["budget", "--tasks", str(root / "pool" / "tiny"), "--coefficients",
+                 str(two_part), "--n-examples", *map(str, COUNTS), "--out", str(out)]) == 0
     return root, json.loads((out / "budget.json").read_text())
 
 
@@ -43,9 +55,9 @@ def own_predictions(root, frozen):
     return {i: predict(frozen, pgdl.load_model(task, i), data) for i in pgdl.model_ids(task)}
 
 
-def test_one_point_per_count_whole_set_marked_and_the_plot_written(tiny):
+def test_one_point_per_count_whole_set_marked_and_the_plot_written(tiny, two_part):
     root, result = tiny
-    assert result["predictor"] == "selected" and result["default"] == 2048
+    assert result["predictor"] == str(two_part) and result["default"] == 2048
     assert result["n_train"] == {"tiny": 256} and result["n_models"] == 8
     points = result["points"]
     assert [p["n_examples"] for p in points] == COUNTS
@@ -57,14 +69,23 @@ def test_one_point_per_count_whole_set_marked_and_the_plot_written(tiny):
     assert (root / "out" / "budget.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_a_point_is_the_predictor_with_those_samples(tiny, tmp_path, capsys):
-    """The default point's predictions are the shipped predictor's and score what `demogen
+def test_the_shipped_default_is_the_predictor_without_a_file(tiny, capsys):
+    root, _ = tiny
+    capsys.readouterr()
+    assert main(["budget", "--tasks", str(root / "pool" / "tiny"), "--n-examples", "256"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"selected ({coefficients.load().name}) on 1 task(s), 8 models")
+    assert lines[2].split()[:2] == ["256", "-" if not coefficients.load().two_part else "512"]
+
+
+def test_a_point_is_the_predictor_with_those_samples(tiny, two_part, tmp_path, capsys):
+    """The default point's predictions are the predictor file's and score what `demogen
     score` gives them; the smallest point's are those of a predictor file written with its
     sample sizes (128 margin examples, 256 for the training accuracy), and differ."""
     root, result = tiny
-    default = own_predictions(root, coefficients.load())
+    default = own_predictions(root, coefficients.load(two_part))
     assert result["points"][-1]["predictions"] == {"tiny": default}
-    small = json.loads(coefficients.shipped_text())
+    small = json.loads(two_part.read_text())
     small["extractor"]["n_examples"], small["train_accuracy"]["n_examples"] = 128, 256
     smallest = own_predictions(root, coefficients.from_dict(small))
     assert result["points"][0]["predictions"] == {"tiny": smallest} and smallest != default
@@ -79,8 +100,8 @@ def test_a_point_is_the_predictor_with_those_samples(tiny, tmp_path, capsys):
     assert result["points"][-1]["tasks"]["tiny"] == scored["tasks"]["tiny"]
 
 
-def test_at_count_replaces_the_sample_sizes_only():
-    selected, paper = coefficients.load(), coefficients.load(predictor="paper_nin")
+def test_at_count_replaces_the_sample_sizes_only(two_part):
+    selected, paper = coefficients.load(two_part), coefficients.load(predictor="paper_nin")
     assert (selected.extractor["n_examples"], selected.train_accuracy["n_examples"]) == (2048, 4096)
     small = budget.at_count(selected, 300)
     assert small.extractor == {**selected.extractor, "n_examples": 300}

@@ -383,3 +383,14 @@ def test_tables_of_different_feature_versions_are_refused(tmp_path):
     # Tables made before the versions column hold version 1.1 of every group they have.
     both = tables.read_sources([tables.CORPUS, tables.PRIMARY_POOL])
     assert tables.table_versions(both, ["qrt", "acc"]) == {"qrt": "1.1", "acc": "1.1"}
+
+
+def test_reading_tables_of_many_columns_warns_nothing():
+    """Two corpus tables concatenated used to leave a frame so fragmented that every later
+    column added warned (pandas' PerformanceWarning) in each command that read them."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        table = tables.read_sources([tables.CORPUS, tables.CORPUS_LOCKBOX])
+    assert len(table) == 640 and table["n_test"].notna().all()

@@ -17,14 +17,13 @@ COUNTS = [128, 256, 2048]  # below, at and above the tiny task's 256 training ex
 
 
 @pytest.fixture(scope="module")
-def two_part(tmp_path_factory):
+def two_part(tmp_path_factory, corpus):
     """A two-part predictor file (`two_part_input` fitted on the corpus): its own
     training-accuracy sample of 4,096 beside the margin sample's 2,048."""
     from demogen_fit import freeze
 
     path = tmp_path_factory.mktemp("two_part") / "two_part_input.json"
-    freeze.write(transfer.fit_candidate(tables.read_sources([tables.CORPUS]),
-                                        "two_part_input")[0], path)
+    freeze.write(transfer.fit_candidate(corpus, "two_part_input")[0], path)
     return path
 
 
@@ -73,9 +72,9 @@ def test_the_shipped_default_is_the_predictor_without_a_file(tiny, capsys):
     root, _ = tiny
     capsys.readouterr()
     assert main(["budget", "--tasks", str(root / "pool" / "tiny"), "--n-examples", "256"]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith(f"selected ({coefficients.load().name}) on 1 task(s), 8 models")
-    assert lines[2].split()[:2] == ["256", "-" if not coefficients.load().two_part else "512"]
+    lines, shipped = capsys.readouterr().out.splitlines(), coefficients.load()
+    assert lines[0].startswith(f"selected ({shipped.name}) on 1 task(s), 8 models")
+    assert lines[2].split()[:2] == ["256", "512" if shipped.two_part else "-"]
 
 
 def test_a_point_is_the_predictor_with_those_samples(tiny, two_part, tmp_path, capsys):
